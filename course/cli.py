@@ -1,0 +1,100 @@
+"""The ``course`` command line: ``run`` a named demo, ``grade`` submissions, ``labs build|check``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from course import __version__
+
+
+def _add_run(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="train and evaluate a named demo end to end",
+        description="Train and evaluate a named demo; writes model.keras, metrics.json and PNG "
+        "figures into --out (default runs/NAME). `course run --list` shows the demos.",
+    )
+    parser.add_argument("name", nargs="?", help="demo name, e.g. vae-mnist")
+    parser.add_argument("--list", action="store_true", help="list the demos and exit")
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the demo's)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--out", default=None, help="output folder (default runs/NAME)")
+    parser.add_argument(
+        "--strategy",
+        default="auto",
+        choices=["auto", "mirrored", "multiworker", "default"],
+        help="tf.distribute strategy (default auto: all GPUs, else one device)",
+    )
+    parser.add_argument(
+        "--cpu-replicas", type=int, default=None, help="split the CPU into N logical devices"
+    )
+    parser.add_argument(
+        "--mixed-precision", action="store_true", help="train with the mixed_float16 policy"
+    )
+    parser.add_argument(
+        "--source", default="auto", help="data source passed to the loader (auto, bundled, ...)"
+    )
+    parser.set_defaults(handler=_run)
+
+
+def _run(args) -> int:
+    from course import experiments
+
+    if args.list or not args.name:
+        print(experiments.describe())
+        return 0 if args.list else 2
+    experiments.run(
+        args.name,
+        out=args.out,
+        epochs=args.epochs,
+        seed=args.seed,
+        strategy=args.strategy,
+        cpu_replicas=args.cpu_replicas,
+        mixed_precision=args.mixed_precision,
+        source=args.source,
+    )
+    return 0
+
+
+def _add_grade(subparsers) -> None:
+    from course.grading import cli as grading_cli
+
+    grading_cli.add_grade_parser(subparsers)
+
+
+def _add_labs(subparsers) -> None:
+    from course.grading import cli as grading_cli
+
+    grading_cli.add_labs_parser(subparsers)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="course",
+        description="Teach deep generative models in genomics: run demos, build labs, grade.",
+    )
+    parser.add_argument("--version", action="version", version=f"course {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_run(subparsers)
+    _add_grade(subparsers)
+    _add_labs(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 0
+    try:
+        return args.handler(args)
+    except (ValueError, FileNotFoundError, KeyError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"course {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

