@@ -1,4 +1,4 @@
-"""The ``course`` command line: ``run`` a named demo, ``grade`` submissions, ``labs build|check``."""
+"""The ``course`` command line: ``run`` a demo, ``grade`` submissions, ``labs build|check``."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ def _add_run(subparsers) -> None:
     )
     parser.add_argument("name", nargs="?", help="demo name, e.g. vae-mnist")
     parser.add_argument("--list", action="store_true", help="list the demos and exit")
-    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the demo's)")
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="training epochs (default: the demo's)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--out", default=None, help="output folder (default runs/NAME)")
     parser.add_argument(

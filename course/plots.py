@@ -16,7 +16,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 
-def image_grid(images, n_cols: int = 10, row_titles=None, title: str | None = None, size: float = 1.0):
+def image_grid(
+    images, n_cols: int = 10, row_titles=None, title: str | None = None, size: float = 1.0
+):
     """Show images of shape (n, height, width[, 1]) in a grid of ``n_cols`` columns."""
     images = np.asarray(images)
     if images.ndim == 4:

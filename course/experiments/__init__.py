@@ -12,8 +12,8 @@ import dataclasses
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 EXPERIMENTS: dict[str, tuple[Callable, str]] = {}
 
