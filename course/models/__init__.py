@@ -4,3 +4,4 @@
 - ``gan.py``: GAN and ConditionalGAN.
 - ``landmark.py``: LandmarkGAN (landmark -> target genes) and the MLP regression baseline.
 """
+from course.models.vae import VAE, ConditionalVAE  # noqa: E402,F401
