@@ -1,0 +1,26 @@
+"""Lab grading: solutions -> student labs, exercise checks, and the submission grader.
+
+- ``labs``: ``build_labs`` / ``check_labs`` turn ``solutions/NN_topic.py`` into ``labs/``.
+- ``registry``: ``@exercise("2.1", points=2)`` registers a check; checks live in
+  ``course/grading/checks/labNN.py``.
+- ``notebook``: ``check("2.1")`` and ``check_all()``, called from inside a lab.
+- ``runner``: ``grade(submissions, out_dir)`` runs each submission in a fresh Jupyter kernel
+  (import it from ``course.grading.runner``; it needs nbclient and jupytext).
+"""
+
+from course.grading.labs import build_labs, check_labs, make_lab
+from course.grading.notebook import LabResult, check, check_all
+from course.grading.registry import CheckFailed, CheckResult, Exercise, exercise
+
+__all__ = [
+    "CheckFailed",
+    "CheckResult",
+    "Exercise",
+    "LabResult",
+    "build_labs",
+    "check",
+    "check_all",
+    "check_labs",
+    "exercise",
+    "make_lab",
+]
