@@ -74,7 +74,16 @@ def fit_on_one_batch(model, data, epochs: int, optimizer=None) -> TrainingRun:
     optimizer = optimizer or keras.optimizers.Adam(learning_rate=0.01)
     model.compile(optimizer=optimizer, jit_compile=False)
     before = [np.array(weight) for weight in model.get_weights()]
-    history = model.fit(data, epochs=epochs, batch_size=len(data), shuffle=False, verbose=0)
+    try:
+        history = model.fit(data, epochs=epochs, batch_size=len(data), shuffle=False, verbose=0)
+    except ValueError as error:
+        if "No gradients provided" not in str(error):
+            raise
+        raise CheckFailed(
+            "no gradient reached the weights: compute the loss inside the "
+            "`with tf.GradientTape() as tape:` block, then call tape.gradient(loss, "
+            "self.trainable_weights)"
+        ) from None
     after = [np.array(weight) for weight in model.get_weights()]
     return TrainingRun(history.history, before, after)
 
