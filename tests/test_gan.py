@@ -1,0 +1,177 @@
+"""GAN and ConditionalGAN: each half of the step trains only its own player, the label is
+used, both optimizers survive saving, bad input is refused, and training works distributed
+and in mixed precision."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from course import datasets
+from course.models import GAN, ConditionalGAN
+from course.models.gan import discriminator_loss, generator_loss
+
+IMAGE_SHAPE = (8, 8, 1)
+SMALL = dict(latent_dim=4, hidden_units=(8, 16))
+
+
+def tiny_images(n=32, seed=0):
+    return np.random.default_rng(seed).uniform(size=(n, *IMAGE_SHAPE)).astype("float32")
+
+
+def tiny_labels(n=32):
+    return (np.arange(n) % 3).astype("int64")
+
+
+def weights_of(network):
+    return [np.array(w) for w in network.trainable_weights]
+
+
+def changed(before, network):
+    return any(not np.allclose(b, np.array(a)) for b, a in zip(before, network.trainable_weights))
+
+
+@pytest.mark.parametrize("network", ["dense", "conv"])
+@pytest.mark.parametrize("player", ["discriminator", "generator"])
+def test_each_half_of_the_step_updates_only_its_own_network(network, player):
+    gan = GAN(IMAGE_SHAPE, network=network, **SMALL)
+    # Freeze one player through a zero learning rate; the other one must then be the only
+    # network whose weights move (a step that mixed up the variable lists would move both).
+    d_rate, g_rate = (0.1, 0.0) if player == "discriminator" else (0.0, 0.1)
+    gan.compile(d_optimizer=keras.optimizers.SGD(d_rate), g_optimizer=keras.optimizers.SGD(g_rate))
+    d_before, g_before = weights_of(gan.discriminator), weights_of(gan.generator)
+    gan.train_step(ops.convert_to_tensor(tiny_images(8)))
+    assert changed(d_before, gan.discriminator) == (player == "discriminator")
+    assert changed(g_before, gan.generator) == (player == "generator")
+
+
+def test_generator_step_makes_the_discriminator_more_fooled():
+    gan = GAN(IMAGE_SHAPE, **SMALL)
+    gan.compile(d_optimizer=keras.optimizers.SGD(0.0), g_optimizer=keras.optimizers.SGD(0.05))
+    latent = keras.random.normal((64, gan.latent_dim), seed=1)
+
+    def fooling_loss():
+        return float(generator_loss(gan.discriminator(gan.generator(latent))))
+
+    before = fooling_loss()
+    for _ in range(5):
+        gan.train_step(ops.convert_to_tensor(tiny_images(64)))
+    assert fooling_loss() < before
+
+
+def test_label_smoothing_is_one_sided():
+    confident_real, confident_fake = ops.full((4, 1), 20.0), ops.full((4, 1), -20.0)
+    assert float(discriminator_loss(confident_real, confident_fake)) < 1e-6
+    smoothed = float(discriminator_loss(confident_real, confident_fake, label_smoothing=0.1))
+    # Only the real term is penalized: 0.1 * 20 (the fakes still aim at exactly 0).
+    assert smoothed == pytest.approx(2.0, rel=1e-3)
+
+
+def test_non_saturating_loss_has_strong_gradients_where_the_saturating_one_vanishes():
+    import tensorflow as tf
+
+    logits = tf.Variable([[-8.0]])  # D is sure the sample is fake, as early in training.
+    gradients = {}
+    for kind in ("non_saturating", "saturating"):
+        with tf.GradientTape() as tape:
+            loss = generator_loss(logits, kind)
+        gradients[kind] = abs(float(tape.gradient(loss, logits)[0, 0]))
+    assert gradients["non_saturating"] > 100 * gradients["saturating"]
+
+
+def test_conditional_generator_and_discriminator_use_the_label():
+    cgan = ConditionalGAN(IMAGE_SHAPE, num_classes=3, **SMALL)
+    zeros, ones = cgan.generate([0] * 4, seed=7), cgan.generate([1] * 4, seed=7)
+    assert not np.allclose(zeros, ones)
+    np.testing.assert_array_equal(zeros, cgan.generate([0] * 4, seed=7))
+    images = tiny_images(4)
+    logits_as_zero = cgan((images, np.zeros(4, "int64")))
+    logits_as_one = cgan((images, np.ones(4, "int64")))
+    assert not np.allclose(logits_as_zero, logits_as_one)
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_save_and_load_keeps_config_optimizer_state_and_outputs(tmp_path, conditional):
+    # Non-default arguments, so that a config falling back to the defaults is caught.
+    kwargs = dict(network="conv", latent_dim=5, hidden_units=(4, 8), label_smoothing=0.1,
+                  generator_loss="saturating", seed=3)
+    if conditional:
+        gan = ConditionalGAN(IMAGE_SHAPE, num_classes=3, **kwargs)
+        data, ask = (tiny_images(16), tiny_labels(16)), np.array([0, 1, 2])
+    else:
+        gan = GAN(IMAGE_SHAPE, **kwargs)
+        data, ask = tiny_images(16), 3
+    gan.compile(d_optimizer=keras.optimizers.Adam(1e-3), g_optimizer=keras.optimizers.SGD(0.01))
+    gan.fit(data, batch_size=8, epochs=1, verbose=0)
+    path = tmp_path / "gan.keras"
+    gan.save(path)
+    loaded = keras.models.load_model(path)
+    assert type(loaded) is type(gan)
+    assert loaded.get_config() == gan.get_config()
+    assert int(loaded.d_optimizer.iterations) == int(gan.d_optimizer.iterations) == 2
+    assert int(loaded.g_optimizer.iterations) == 2
+    assert isinstance(loaded.g_optimizer, keras.optimizers.SGD)
+    np.testing.assert_allclose(loaded.generate(ask, seed=11), gan.generate(ask, seed=11))
+    loaded.fit(data, batch_size=8, epochs=1, verbose=0)  # Training resumes.
+    assert int(loaded.g_optimizer.iterations) == 4
+
+
+def test_data_of_the_wrong_shape_is_refused_with_the_expected_shape():
+    gan = GAN(IMAGE_SHAPE, **SMALL)
+    gan.compile()
+    with pytest.raises(ValueError, match=r"\(batch, 8, 8, 1\).*got \(batch, 64\)"):
+        gan.fit(np.zeros((8, 64), "float32"), batch_size=8, epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (dict(data_shape=(28, 28)), "data_shape"),
+        (dict(data_shape=(30,), network="conv"), "image"),
+        (dict(data_shape=(30,), generator_loss="wasserstein"), "generator_loss"),
+        (dict(data_shape=(30,), label_smoothing=1.0), "label_smoothing"),
+    ],
+)
+def test_bad_constructor_arguments_are_refused(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        GAN(**arguments)
+
+
+def test_conditional_gan_refuses_labels_out_of_range():
+    cgan = ConditionalGAN(IMAGE_SHAPE, num_classes=3, **SMALL)
+    with pytest.raises(ValueError, match=r"\[0, 3\)"):
+        cgan.generate([0, 3])
+    cgan.compile()
+    with pytest.raises(Exception, match=r"\[0, 3\)"):
+        cgan.fit((tiny_images(8), np.full(8, 5)), batch_size=8, epochs=1, verbose=0)
+
+
+def test_expression_vectors_get_a_linear_output():
+    gan = GAN((20,), **SMALL)
+    assert gan.generate(4, seed=0).shape == (4, 20)
+    assert gan.generator.layers[-1].activation.__name__ == "linear"
+
+
+def test_conditional_gan_trains_under_mirrored_strategy(strategy):
+    with strategy.scope():
+        cgan = ConditionalGAN(IMAGE_SHAPE, num_classes=3, network="conv", **SMALL)
+        cgan.compile()
+    dataset = datasets.as_dataset((tiny_images(32), tiny_labels(32)), batch_size=8,
+                                  drop_remainder=True)
+    history = cgan.fit(dataset, epochs=1, verbose=0)
+    assert set(history.history) == {"d_loss", "g_loss"}
+    assert all(np.isfinite(values[-1]) for values in history.history.values())
+    assert int(cgan.g_optimizer.iterations.numpy()) == 4
+
+
+def test_gan_trains_in_mixed_precision():
+    keras.config.set_dtype_policy("mixed_float16")
+    gan = GAN(IMAGE_SHAPE, network="conv", **SMALL)
+    gan.compile()
+    assert isinstance(gan.d_optimizer, keras.optimizers.LossScaleOptimizer)
+    assert isinstance(gan.g_optimizer, keras.optimizers.LossScaleOptimizer)
+    history = gan.fit(tiny_images(32), batch_size=8, epochs=2, verbose=0)
+    assert all(np.isfinite(values[-1]) for values in history.history.values())
+    assert gan.generate(2, seed=0).dtype == np.float32
