@@ -233,14 +233,7 @@ plt.legend();
 
 # %%
 codes = custom.encoder.predict(standardized, verbose=0)
-figure, axis = plt.subplots(figsize=(7, 4.5))
-for code, name in enumerate(cell_type_names):
-    chosen = cell_types == code
-    axis.scatter(codes[chosen, 0], codes[chosen, 1], s=6, label=name)
-axis.set_xlabel("code[0]")
-axis.set_ylabel("code[1]")
-axis.legend(fontsize=7, markerscale=2, bbox_to_anchor=(1.02, 1), loc="upper left")
-figure.tight_layout();
+plots.latent_scatter(codes, cell_types, cell_type_names, title="Cells in the autoencoder's code");
 
 # %% [markdown]
 # ## Summary

@@ -226,12 +226,7 @@ plots.history(history, title="DigitVAE: the negative ELBO and its two terms");
 
 # %%
 z_mean, _ = vae.encoder.predict(images, verbose=0)
-figure, axis = plt.subplots(figsize=(5.5, 4.5))
-points = axis.scatter(z_mean[:, 0], z_mean[:, 1], c=digits, cmap="tab10", s=4)
-figure.colorbar(points, ticks=range(10), label="digit")
-axis.set_xlabel("z[0]")
-axis.set_ylabel("z[1]")
-axis.set_title("Posterior means of the training digits");
+plots.latent_scatter(z_mean, digits, title="Posterior means of the training digits");
 
 # %% [markdown]
 # ## Exercise 2.4: decode the latent plane
@@ -294,12 +289,12 @@ figure.suptitle("Larger beta pulls the codes towards N(0, I)")
 figure.tight_layout();
 
 # %% [markdown]
-# The same test image reconstructed by each model (top: the originals).
+# The same digits reconstructed by each model (top row: the originals).
 
 # %%
-test_images = images[:10]
-reconstructions = [beta_vaes[beta].reconstruct(test_images) for beta in betas]
-plots.image_grid(np.concatenate([test_images, *reconstructions]), n_cols=10,
+originals = images[:10]
+reconstructions = [beta_vaes[beta].reconstruct(originals) for beta in betas]
+plots.image_grid(np.concatenate([originals, *reconstructions]), n_cols=10,
                  row_titles=["original"] + [f"beta {beta}" for beta in betas]);
 
 # %% [markdown]

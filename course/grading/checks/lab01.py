@@ -128,8 +128,8 @@ def _tiny_autoencoder_parts(keras, n_genes: int = 5, latent_dim: int = 2):
     encoder = keras.Model(inputs, code)
     code_input = keras.Input((latent_dim,))
     hidden = keras.layers.Dense(16, activation="relu", kernel_initializer=init(3))(code_input)
-    decoder = keras.Model(code_input, keras.layers.Dense(n_genes, kernel_initializer=init(4))(hidden))
-    return encoder, decoder
+    reconstruction = keras.layers.Dense(n_genes, kernel_initializer=init(4))(hidden)
+    return encoder, keras.Model(code_input, reconstruction)
 
 
 @exercise("1.4", points=3, title="A training step with GradientTape")
