@@ -505,3 +505,12 @@ def test_grade_exits_zero_even_when_a_submission_fails(tmp_path, capsys):
 
 def test_grade_without_notebooks_is_a_usage_error(tmp_path):
     assert cli.main(["grade", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+
+
+def test_reports_of_same_named_submissions_in_different_folders_do_not_collide(tmp_path):
+    submissions = [tmp_path / "alice" / "02_vae.py", tmp_path / "bob" / "02_vae.py"]
+    grade(submissions, tmp_path / "out", progress=False)
+    assert sorted(path.name for path in (tmp_path / "out").glob("*.json")) == [
+        "alice-02_vae.json",
+        "bob-02_vae.json",
+    ]

@@ -114,7 +114,7 @@ def build_labs(
         path.write_text(text, encoding="utf-8")
         written.append(path)
     for path in _extra_labs(labs_dir, expected):
-        if path.read_text(encoding="utf-8").startswith(_HEADER_FIRST_LINE):
+        if _HEADER_FIRST_LINE in path.read_text(encoding="utf-8"):
             path.unlink()
     return written
 

@@ -34,6 +34,7 @@ DEFAULT_CHECKS_PACKAGE = "course.grading.checks"
 _EXERCISE_ID = re.compile(r"^(?P<lab>\d+)(\.\w+)+$")
 _LAB_IN_NAME = re.compile(r"(?<!\d)\d{2}(?!\d)")
 _MAX_MESSAGE = 300
+MISSING_NAME = "is not defined: did you delete or rename it?"
 
 
 class CheckFailed(Exception):
@@ -94,7 +95,7 @@ class StudentNamespace(dict):
     """The student's globals; looking up a name they do not define fails their exercise."""
 
     def __missing__(self, name: str) -> Any:
-        raise MissingName(f"`{name}` is not defined: did you delete or rename it?")
+        raise MissingName(f"`{name}` {MISSING_NAME}")
 
 
 _REGISTRY: dict[str, Exercise] = {}
@@ -195,7 +196,7 @@ def run_check(
         message = _first_line(error) or "the answer is not right yet (the check gave no details)"
     except CheckFailed as error:
         message = _first_line(error)
-    except Exception as error:  # noqa: BLE001 - any error in student code costs this exercise only
+    except Exception as error:  # any error in student code costs this exercise only
         detail = _first_line(error)
         message = f"{type(error).__name__}: {detail}" if detail else type(error).__name__
     else:

@@ -30,7 +30,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
 from course.grading.limits import CELL_TIMEOUT, CHECK_TIMEOUT, TOTAL_TIMEOUT, Limits
-from course.grading.registry import exercises, lab_from_name
+from course.grading.registry import MISSING_NAME, exercises, lab_from_name
 
 _TIMEOUT_ERROR = "CellTimeoutError"
 _STUB_ERROR = re.compile(r"^Exercise (?P<id>[^\s:]+)(:|$)")
@@ -49,7 +49,8 @@ class Outcome:
     """What running one submission produced: the checks' results or why there are none.
 
     ``stubs_hit`` maps exercise ids to the message of the NotImplementedError their stub raised
-    at the top level of a cell (where the check then finds the name undefined).
+    in a cell; a stub at the top level of a cell leaves names undefined, and the report then
+    says "not implemented yet" rather than "not defined".
     """
 
     status: str = "ok"
@@ -116,7 +117,7 @@ def grade_submission(
         outcome = _run_in_kernel(_read(path), path, lab, limits, smoke)
     except SubmissionError as error:
         outcome = Outcome(status="error", message=str(error))
-    except Exception as error:  # noqa: BLE001 - one broken submission must not stop the batch
+    except Exception as error:  # one broken submission must not stop the batch
         outcome = Outcome(
             status="error", message=f"grading failed: {type(error).__name__}: {error}"
         )
@@ -273,7 +274,7 @@ def _read(path: Path) -> nbformat.NotebookNode:
         raise SubmissionError(f"{path.name} is not a notebook; submit a .py or .ipynb file")
     try:
         return jupytext.read(path, fmt="py:percent" if path.suffix == ".py" else None)
-    except Exception as error:  # noqa: BLE001 - jupytext and nbformat raise many kinds
+    except Exception as error:  # jupytext and nbformat raise many kinds
         raise SubmissionError(
             f"cannot read {path.name} as a notebook: {type(error).__name__}: {error}"
         ) from None
@@ -286,7 +287,7 @@ def _report(path: Path, lab: int | None, outcome: Outcome, elapsed: float) -> di
     else:
         graded = outcome.results["exercises"]
         for entry in graded:
-            if not entry["passed"] and entry["id"] in outcome.stubs_hit:
+            if entry["id"] in outcome.stubs_hit and MISSING_NAME in entry["message"]:
                 entry["message"] = f"not implemented yet: {outcome.stubs_hit[entry['id']]}"
     return {
         "submission": str(path),
@@ -307,7 +308,7 @@ def _ungraded(lab: int | None, reason: str) -> list[dict[str, Any]]:
         return []
     try:
         known = exercises(lab)
-    except ValueError:
+    except Exception:  # no checks, or they fail to import: the report already says why
         return []
     return [
         {
