@@ -248,5 +248,4 @@ class MLPRegressor(keras.Model):
         }
 
     def call(self, landmarks, training=False):
-        check_shape(landmarks, (self.n_landmarks,), "The landmarks")
         return self.network(landmarks, training=training)
