@@ -514,3 +514,12 @@ def test_reports_of_same_named_submissions_in_different_folders_do_not_collide(t
         "alice-02_vae.json",
         "bob-02_vae.json",
     ]
+
+
+def test_a_folder_of_submissions_skips_hidden_folders(tmp_path):
+    from course.grading.runner import find_submissions
+
+    for name in ["a_02.py", "b/b_02.ipynb", ".ipynb_checkpoints/a_02-checkpoint.py", "notes.txt"]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    assert find_submissions([tmp_path]) == [tmp_path / "a_02.py", tmp_path / "b" / "b_02.ipynb"]

@@ -69,9 +69,9 @@ def add_labs_parser(subparsers) -> None:
 
 
 def _grade(args: argparse.Namespace) -> int:
-    from course.grading.runner import _expand, grade
+    from course.grading.runner import find_submissions, grade
 
-    if not _expand(args.submissions):
+    if not find_submissions(args.submissions):
         print(f"course grade: error: no .py or .ipynb files in {' '.join(args.submissions)}")
         return 2
     grade(

@@ -26,7 +26,7 @@ from course.grading.registry import lab_of
 
 LAB_FILES = "[0-9][0-9]_*.py"
 _BEGIN = re.compile(r"^(?P<indent>[ \t]*)### BEGIN SOLUTION\b(?P<rest>.*)$")
-_END = re.compile(r"^[ \t]*### END SOLUTION\s*$")
+_END = re.compile(r"^[ \t]*### END SOLUTION\b")
 _CELL = re.compile(r"^# %%")
 _HEADER = (
     "# This lab is generated from {source} by `course labs build`.\n"

@@ -101,29 +101,30 @@ class StudentNamespace(dict):
 _REGISTRY: dict[str, Exercise] = {}
 
 
-def exercise(id: str, points: float = 1, title: str = "") -> Callable:
-    """Register the decorated function as the check of exercise ``id``.
+def exercise(exercise_id: str, points: float = 1, title: str = "") -> Callable:
+    """Register the decorated function as the check of exercise ``exercise_id``.
 
     Args:
-        id: the exercise id, ``"<lab>.<number>"``, e.g. ``"2.1"``; it must match the
+        exercise_id: the exercise id, ``"<lab>.<number>"``, e.g. ``"2.1"``; it must match the
             ``### BEGIN SOLUTION 2.1`` marker in the solution notebook.
         points: points for passing the check (0 is allowed: a practice exercise).
         title: a short description; defaults to the first line of the function's docstring.
     """
-    lab_of(id)
+    lab_of(exercise_id)
     if points < 0:
-        raise ValueError(f"exercise {id}: points must be >= 0, got {points}")
+        raise ValueError(f"exercise {exercise_id}: points must be >= 0, got {points}")
 
     def register(check: Callable[[Mapping[str, Any]], None]) -> Callable:
         doc_title = (check.__doc__ or check.__name__).strip().splitlines()[0]
-        entry = Exercise(id=id, points=points, title=title or doc_title, check=check)
-        previous = _REGISTRY.get(id)
+        entry = Exercise(id=exercise_id, points=points, title=title or doc_title, check=check)
+        previous = _REGISTRY.get(exercise_id)
         if previous is not None and _qualified_name(previous.check) != _qualified_name(check):
             raise ValueError(
-                f"exercise {id} is registered twice: by {_qualified_name(previous.check)} and "
-                f"{_qualified_name(check)}; give one of them another id"
+                f"exercise {exercise_id} is registered twice: by "
+                f"{_qualified_name(previous.check)} and {_qualified_name(check)}; "
+                "give one of them another id"
             )
-        _REGISTRY[id] = entry
+        _REGISTRY[exercise_id] = entry
         return check
 
     return register

@@ -6,7 +6,8 @@ costs only what depends on it. A cell that runs past the per-cell limit is inter
 run goes on; past the total limit, or when the kernel dies or cannot be interrupted, the kernel
 is killed and the exercises not graded get 0. After the student's cells, one more cell in the
 same kernel runs ``check_all`` and writes the per-exercise results. Student code never runs in
-the grader's own process.
+the grader's own process. Because the checks share the student's kernel, a determined student
+could fake them: this grader catches honest mistakes, it is not a sandbox.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def grade(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     limits = Limits(cell=cell_timeout, total=total_timeout, check=check_timeout)
-    paths = _expand(submissions)
+    paths = find_submissions(submissions)
     reports = []
     for path, name in zip(paths, _report_names(paths)):
         report = grade_submission(path, lab, limits, smoke)
@@ -133,9 +134,21 @@ def write_csv(reports: list[dict[str, Any]], path: str | Path) -> None:
         for report in reports:
             points = {entry["id"]: entry["points"] for entry in report["exercises"]}
             row = [report["submission"], report["lab"] or ""]
-            row += [_number(points[id]) if id in points else "" for id in ids]
+            row += [_number(points[key]) if key in points else "" for key in ids]
             row += [_number(report["points"]), _number(report["max_points"]), report["status"]]
             writer.writerow(row)
+
+
+def find_submissions(submissions: Iterable[str | Path]) -> list[Path]:
+    """Files as given; folders replaced by the notebooks inside them (hidden folders skipped)."""
+    paths = []
+    for submission in map(Path, submissions):
+        if not submission.is_dir():
+            paths.append(submission)
+            continue
+        notebooks = (p for p in submission.rglob("*") if p.suffix in (".py", ".ipynb"))
+        paths += sorted(p for p in notebooks if not _is_hidden(p.relative_to(submission)))
+    return paths
 
 
 def _run_in_kernel(
@@ -237,6 +250,9 @@ class _Kernel:
     def started(self, smoke: bool):
         """Context manager: a kernel with the grading environment, killed on exit."""
         env = dict(os.environ, MPLBACKEND="Agg")
+        if env.get("PYTHONPATH"):  # the kernel runs in the submission's folder, not ours
+            entries = env["PYTHONPATH"].split(os.pathsep)
+            env["PYTHONPATH"] = os.pathsep.join(str(Path(entry).resolve()) for entry in entries)
         if smoke:
             env["COURSE_SMOKE"] = "1"
         else:
@@ -323,18 +339,6 @@ def _ungraded(lab: int | None, reason: str) -> list[dict[str, Any]]:
     ]
 
 
-def _expand(submissions: Iterable[str | Path]) -> list[Path]:
-    """Files as given; folders replaced by the notebooks inside them (hidden folders skipped)."""
-    paths = []
-    for submission in map(Path, submissions):
-        if submission.is_dir():
-            found = [p for p in submission.rglob("*") if p.suffix in (".py", ".ipynb")]
-            paths += sorted(p for p in found if not any(part.startswith(".") for part in p.parts))
-        else:
-            paths.append(submission)
-    return paths
-
-
 def _report_names(paths: list[Path]) -> list[str]:
     """Report file names: the submission's stem, prefixed by its folder when stems collide."""
     stems = [path.stem for path in paths]
@@ -358,6 +362,11 @@ def _cell_label(index: int, cell: nbformat.NotebookNode) -> str:
     """How a report names a cell: its number in the notebook and its first line of code."""
     first_line = next(line.strip() for line in cell.source.splitlines() if line.strip())
     return f"cell {index + 1} (`{first_line[:40]}`)"
+
+
+def _is_hidden(path: Path) -> bool:
+    """Whether a path lies in a hidden folder or is a hidden file (``.ipynb_checkpoints``)."""
+    return any(part.startswith(".") for part in path.parts)
 
 
 def _is_code(cell: nbformat.NotebookNode) -> bool:
