@@ -71,7 +71,9 @@ def zero_inflated_negative_binomial(x, mu, theta, dropout_logits) -> tf.Tensor:
     x, mu, theta, dropout_logits = _float32(x, mu, theta, dropout_logits)
     theta = tf.broadcast_to(theta, tf.shape(mu))
     return tfd.ZeroInflatedNegativeBinomial(
-        inflated_loc_logits=dropout_logits,
+        # TFP turns these logits l into category logits [l, -l], i.e. a dropout probability
+        # of sigmoid(2 l): halve ours so that the dropout probability is sigmoid(pi).
+        inflated_loc_logits=0.5 * dropout_logits,
         total_count=theta,
         logits=tf.math.log(mu + EPSILON) - tf.math.log(theta + EPSILON),
     ).log_prob(x)

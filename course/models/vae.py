@@ -302,7 +302,7 @@ class VAE(keras.Model):
             sample = [None if a is None else np.asarray(a) for a in self._unpack(next(iter(x)))]
         else:
             sample = self._unpack((x, y) if y is not None else (x,))
-        counts, _ = self._check_inputs(*sample)
+        counts, _ = self.check_inputs(*sample)
         if self.is_count_model:
             self.library_size.assign(float(np.median(counts.sum(axis=-1))))
         return super().fit(x, y, **kwargs)
@@ -334,9 +334,9 @@ class VAE(keras.Model):
             return library * scale * ops.sigmoid(-dropout_logits)
         return library * outputs
 
-    def _check_inputs(self, x, condition=None):
-        """``x`` (and the condition) as float32 numpy arrays, or a ValueError saying what is
-        wrong."""
+    def check_inputs(self, x, condition=None):
+        """Return ``x`` as a float32 array (and the condition), or raise a ValueError that
+        says what is wrong with it (shape; for count likelihoods, not raw counts)."""
         x = np.asarray(x)
         if x.ndim != len(self.data_shape) + 1 or tuple(x.shape[1:]) != self.data_shape:
             raise ValueError(
@@ -372,7 +372,7 @@ class VAE(keras.Model):
         return self._reconstruct_arrays(x, None)
 
     def _encode_arrays(self, x, condition, return_distribution):
-        arrays = [array for array in self._check_inputs(x, condition) if array is not None]
+        arrays = [array for array in self.check_inputs(x, condition) if array is not None]
         z_mean, z_log_var = _in_batches(lambda *batch: self._encode(*batch), arrays)
         return (z_mean, z_log_var) if return_distribution else z_mean
 
@@ -393,7 +393,7 @@ class VAE(keras.Model):
         return _in_batches(decode_batch, arrays)
 
     def _reconstruct_arrays(self, x, condition):
-        arrays = [array for array in self._check_inputs(x, condition) if array is not None]
+        arrays = [array for array in self.check_inputs(x, condition) if array is not None]
         return _in_batches(lambda *batch: self._reconstruction(*batch), arrays)
 
     def _prior_sample(self, n: int) -> np.ndarray:
@@ -462,8 +462,8 @@ class ConditionalVAE(VAE):
             )
         return np.ascontiguousarray(labels.astype(np.int32))
 
-    def _check_inputs(self, x, condition=None):
-        x, _ = super()._check_inputs(x)
+    def check_inputs(self, x, condition=None):
+        x, _ = super().check_inputs(x)
         return x, self._check_labels(condition, len(x))
 
     def encode(self, x, labels, return_distribution: bool = False):
