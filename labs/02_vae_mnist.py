@@ -85,6 +85,7 @@ draws = ops.convert_to_numpy(
     sample_z(ops.full((20000, 1), mean), ops.full((20000, 1), np.log(variance)))
 )
 grid = np.linspace(-1, 4, 200)
+plt.figure(figsize=(5, 3))
 density = np.exp(-((grid - mean) ** 2) / (2 * variance)) / np.sqrt(2 * np.pi * variance)
 plt.hist(draws[:, 0], bins=80, density=True, alpha=0.6, label="sample_z")
 plt.plot(grid, density, label=f"N({mean}, {variance})")
@@ -116,6 +117,7 @@ check("2.2")
 
 # %%
 z_means = np.linspace(-3, 3, 121, dtype="float32")[:, None]
+plt.figure(figsize=(5, 3))
 for variance in [0.1, 0.5, 1.0, 2.0]:
     z_log_vars = np.full_like(z_means, np.log(variance))
     plt.plot(z_means[:, 0], ops.convert_to_numpy(kl_divergence(z_means, z_log_vars)),
@@ -216,6 +218,8 @@ check("2.3")
 vae = DigitVAE(build_encoder(), build_decoder())
 vae.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3))
 history = vae.fit(images, epochs=EPOCHS, batch_size=BATCH_SIZE, verbose=2 if SMOKE else "auto")
+print(f"DigitVAE after {EPOCHS} epochs: reconstruction loss "
+      f"{history.history['reconstruction_loss'][-1]:.1f}, KL {history.history['kl_loss'][-1]:.2f}")
 plots.history(history, title="DigitVAE: the negative ELBO and its two terms");
 
 # %% [markdown]
@@ -274,8 +278,6 @@ for beta in betas:
                                                verbose=0).history
     print(f"beta {beta}: reconstruction loss {beta_histories[beta]['reconstruction_loss'][-1]:.1f},"
           f" KL {beta_histories[beta]['kl_loss'][-1]:.2f}")
-print(f"your DigitVAE: reconstruction loss {history.history['reconstruction_loss'][-1]:.1f}, "
-      f"KL {history.history['kl_loss'][-1]:.2f}")
 
 # %%
 figure, axes = plt.subplots(1, len(betas), figsize=(4 * len(betas), 3.8))

@@ -235,6 +235,7 @@ custom = Autoencoder(build_encoder(n_genes, LATENT_DIM), build_decoder(LATENT_DI
 custom.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3))
 custom_history = custom.fit(standardized, epochs=EPOCHS, batch_size=BATCH_SIZE,
                             verbose=2 if SMOKE else 0)
+plt.figure(figsize=(5, 3))
 plt.plot(history.history["loss"], label="built-in train_step")
 plt.plot(custom_history.history["loss"], label="your train_step")
 plt.xlabel("epoch")

@@ -57,6 +57,7 @@ print(f"{counts.shape[0]} cells x {counts.shape[1]} genes; {np.mean(counts == 0)
 # %%
 shares = counts / library_size[:, None] * np.median(library_size)
 gene_mean, gene_variance = shares.mean(axis=0), shares.var(axis=0)
+plt.figure(figsize=(5, 4))
 grid = np.logspace(np.log10(gene_mean.min()), np.log10(gene_mean.max()), 100)
 plt.loglog(gene_mean, gene_variance, ".", alpha=0.4, label="genes")
 plt.loglog(grid, grid, label="Poisson: variance = mean")
@@ -108,6 +109,7 @@ values = np.arange(30, dtype="float32")
 mine = nb_log_likelihood(values, 5.0, 2.0)
 print("largest difference from course.likelihoods:",
       float(ops.max(ops.abs(mine - likelihoods.negative_binomial(values, 5.0, 2.0)))))
+plt.figure(figsize=(6, 3.5))
 for theta in [0.5, 2.0, 50.0]:
     plt.plot(values, np.exp(ops.convert_to_numpy(nb_log_likelihood(values, 5.0, theta))),
              "o-", markersize=3, label=f"theta = {theta}")
