@@ -137,6 +137,14 @@ def ggan_loss_has_three_weighted_terms(ns):
         return scalar(value, "ggan_generator_loss")
 
     adversarial = total(0.0, 0.0)
+    l1 = np.abs(predicted - targets).mean()
+    consistency = np.square(predicted - other).mean()
+    extra = adversarial - bce_against_one(fake_logits)
+    for term, value, weight in (("L1", l1, "l1_weight"),
+                                ("consistency", consistency, "consistency_weight")):
+        if close(extra, value):
+            raise CheckFailed(f"with both weights 0 the {term} term is still there: multiply "
+                              f"it by {weight}")
     if not close(adversarial, bce_against_one(fake_logits)):
         if close(adversarial, bce_against_zero(fake_logits)):
             raise CheckFailed(
@@ -152,7 +160,6 @@ def ggan_loss_has_three_weighted_terms(ns):
             f"with both weights 0 the loss should be the adversarial term, mean BCE(1, "
             f"fake_logits) = {bce_against_one(fake_logits):.4f}, got {adversarial:.4f}"
         )
-    l1 = np.abs(predicted - targets).mean()
     l1_term = total(1.0, 0.0) - adversarial
     if not close(l1_term, l1):
         mistakes = [
@@ -171,7 +178,6 @@ def ggan_loss_has_three_weighted_terms(ns):
     if not close(total(3.0, 0.0) - adversarial, 3 * l1):
         raise CheckFailed("the L1 term does not grow in proportion to l1_weight: multiply "
                           "mean|predicted - targets| by l1_weight")
-    consistency = np.square(predicted - other).mean()
     consistency_term = total(0.0, 1.0) - adversarial
     if not close(consistency_term, consistency):
         mistakes = [
@@ -217,18 +223,18 @@ def ccc_matches_lins_formula(ns):
     same = value(y_true, y_true, "y, y")
     if not close(same, 1.0):
         raise CheckFailed(f"the CCC of a prediction equal to the truth should be 1, got {same:.4f}")
-    shifted = value(y_true, y_true + 1.0, "y, y + 1")
-    if close(shifted, 1.0):
-        raise CheckFailed(
-            "a prediction shifted by a constant gets a CCC of 1: add the squared difference of "
-            "the means, (mean_true - mean_pred)**2, to the denominator"
-        )
     scaled = value(y_true, 2.0 * y_true, "y, 2y")
     if close(scaled, 1.0):
         raise CheckFailed(
             "a prediction twice the truth gets a CCC of 1, as Pearson's correlation would: the "
             "denominator is var_true + var_pred + (mean_true - mean_pred)**2, not a product of "
             "standard deviations"
+        )
+    shifted = value(y_true, y_true + 1.0, "y, y + 1")
+    if close(shifted, 1.0):
+        raise CheckFailed(
+            "a prediction shifted by a constant gets a CCC of 1: add the squared difference of "
+            "the means, (mean_true - mean_pred)**2, to the denominator"
         )
     got = value(y_true, y_pred, "y, a noisy prediction")
     expected = reference_ccc(y_true, y_pred)

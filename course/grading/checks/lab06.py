@@ -212,7 +212,7 @@ def gan_is_trained_under_the_strategy(ns):
     if not created_in_scope(strategy, gan.d_optimizer.iterations):
         raise CheckFailed("the optimizers were built outside the strategy: call "
                           "distributed_gan.compile(...) inside `with strategy.scope():` too")
-    if int(gan.d_optimizer.iterations) == 0:
+    if int(np.asarray(gan.d_optimizer.iterations.numpy())) == 0:
         raise CheckFailed("distributed_gan has not been trained: call distributed_gan.fit(digits, "
                           "epochs=EPOCHS)")
     history = ns["distributed_history"]
