@@ -6,6 +6,181 @@ from __future__ import annotations
 
 import numpy as np
 
+# --- Regression and generated-sample quality (GAN family) -------------------------------------
+
+
+def _matched_arrays(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
+    y_true = np.asarray(y_true, dtype=np.float64)
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    if y_true.shape != y_pred.shape:
+        raise ValueError(
+            f"y_true and y_pred must have the same shape, got {y_true.shape} and {y_pred.shape}."
+        )
+    if y_true.ndim != 2:
+        y_true, y_pred = y_true.reshape(len(y_true), -1), y_pred.reshape(len(y_pred), -1)
+    return y_true, y_pred
+
+
+def mae(y_true, y_pred, per_gene: bool = False):
+    """Mean absolute error over all entries, or one value per gene (column) if ``per_gene``."""
+    y_true, y_pred = _matched_arrays(y_true, y_pred)
+    errors = np.abs(y_true - y_pred).mean(axis=0)
+    return errors if per_gene else float(errors.mean())
+
+
+def concordance_correlation(y_true, y_pred, per_gene: bool = False):
+    """Lin's concordance correlation coefficient, 2 cov / (var_true + var_pred + (mean gap)^2).
+
+    Unlike Pearson's r it is 1 only when the prediction equals the truth: a shift or a wrong
+    scale lowers it. Computed over all entries, or per gene (column) if ``per_gene``; a gene
+    that is constant in both truth and prediction gets NaN.
+    """
+    y_true, y_pred = _matched_arrays(y_true, y_pred)
+    if not per_gene:
+        y_true, y_pred = y_true.reshape(-1, 1), y_pred.reshape(-1, 1)
+    mean_true, mean_pred = y_true.mean(axis=0), y_pred.mean(axis=0)
+    covariance = ((y_true - mean_true) * (y_pred - mean_pred)).mean(axis=0)
+    denominator = y_true.var(axis=0) + y_pred.var(axis=0) + (mean_true - mean_pred) ** 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ccc = 2 * covariance / denominator
+    return ccc if per_gene else float(ccc[0])
+
+
+def classifier_auc(real, generated, seed: int = 0, n_folds: int = 5) -> float:
+    """Cross-validated ROC AUC of a logistic-regression classifier of real vs generated.
+
+    Every example is scored by a classifier that did not see it in training. 0.5 means the
+    classifier cannot tell them apart (perfect generation); 1.0 means it always can.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    real = np.asarray(real, dtype=np.float64).reshape(len(real), -1)
+    generated = np.asarray(generated, dtype=np.float64).reshape(len(generated), -1)
+    if real.shape[1] != generated.shape[1]:
+        raise ValueError(
+            f"real and generated examples differ in size: {real.shape[1]} vs "
+            f"{generated.shape[1]} features."
+        )
+    if min(len(real), len(generated)) < n_folds:
+        raise ValueError(f"Need at least {n_folds} real and {n_folds} generated examples.")
+    features = np.concatenate([real, generated])
+    is_real = np.concatenate([np.ones(len(real)), np.zeros(len(generated))])
+    classifier = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
+    folds = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
+    scores = cross_val_predict(classifier, features, is_real, cv=folds, method="predict_proba")
+    return float(roc_auc_score(is_real, scores[:, 1]))
+
+
+def mmd(x, y, bandwidth: float | None = None, max_samples: int = 2000, seed: int = 0) -> float:
+    """Squared maximum mean discrepancy with an RBF kernel (unbiased estimate).
+
+    Args:
+        x, y: samples of shape (n, ...) and (m, ...), flattened per example.
+        bandwidth: kernel width sigma in k(a, b) = exp(-|a - b|^2 / (2 sigma^2)); None uses
+            the median heuristic (median distance between pooled examples).
+        max_samples: sub-sample each set to at most this many examples (memory is O(n^2)).
+
+    Returns:
+        An estimate of MMD^2: about 0 for samples of one distribution (it can be slightly
+        negative), larger the more the distributions differ.
+    """
+    rng = np.random.default_rng(seed)
+
+    def prepare(a):
+        a = np.asarray(a, dtype=np.float64).reshape(len(a), -1)
+        return a[rng.choice(len(a), max_samples, replace=False)] if len(a) > max_samples else a
+
+    x, y = prepare(x), prepare(y)
+    if x.shape[1] != y.shape[1] or min(len(x), len(y)) < 2:
+        raise ValueError(
+            f"x and y need at least 2 examples each with the same size, got {x.shape}, {y.shape}."
+        )
+    pooled = np.concatenate([x, y])
+    squared_norms = (pooled**2).sum(axis=1)
+    squared_distances = np.maximum(
+        squared_norms[:, None] + squared_norms[None, :] - 2 * pooled @ pooled.T, 0.0
+    )
+    if bandwidth is None:
+        upper = squared_distances[np.triu_indices(len(pooled), k=1)]
+        bandwidth = float(np.sqrt(np.median(upper))) or 1.0
+    kernel = np.exp(-squared_distances / (2 * bandwidth**2))
+    n = len(x)
+    k_xx, k_yy, k_xy = kernel[:n, :n], kernel[n:, n:], kernel[:n, n:]
+
+    def off_diagonal_mean(k):
+        return (k.sum() - np.trace(k)) / (len(k) * (len(k) - 1))
+
+    return float(off_diagonal_mean(k_xx) + off_diagonal_mean(k_yy) - 2 * k_xy.mean())
+
+
+_DIGIT_CLASSIFIERS: dict = {}
+
+
+def digit_classifier(x, y, epochs: int = 5, seed: int = 0):
+    """A small CNN trained on real digits (x in [0, 1], shape (n, 28, 28, 1)), cached per process.
+
+    It judges generated digits: which class they look like and how confidently.
+    """
+    import keras
+    from keras import layers
+
+    x = np.asarray(x, dtype=np.float32)
+    y = np.asarray(y).astype("int64")
+    key = (x.shape, float(x.sum()), int(y.sum()), epochs, seed)
+    if key in _DIGIT_CLASSIFIERS:
+        return _DIGIT_CLASSIFIERS[key]
+    keras.utils.set_random_seed(seed)
+    classifier = keras.Sequential(
+        [
+            keras.Input(x.shape[1:]),
+            layers.Conv2D(32, 3, activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Conv2D(64, 3, activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Flatten(),
+            layers.Dropout(0.3),
+            layers.Dense(int(y.max()) + 1, activation="softmax", dtype="float32"),
+        ],
+        name="digit_classifier",
+    )
+    classifier.compile(
+        optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
+    classifier.fit(x, y, epochs=epochs, batch_size=64, verbose=0)
+    _DIGIT_CLASSIFIERS[key] = classifier
+    return classifier
+
+
+def digit_scores(classifier, images, requested_labels=None, min_share: float = 0.01) -> dict:
+    """How a digit classifier sees generated images.
+
+    Returns:
+        ``histogram`` (images per predicted class), ``classes_present`` (classes that get at
+        least ``min_share`` of the images: mode coverage), ``mean_confidence`` (mean top-class
+        probability) and, given ``requested_labels``, ``conditional_accuracy`` (share of
+        images classified as the label they were generated for; chance is 1/num_classes).
+    """
+    probabilities = np.asarray(classifier.predict(np.asarray(images), verbose=0))
+    predicted = probabilities.argmax(axis=1)
+    histogram = np.bincount(predicted, minlength=probabilities.shape[1])
+    scores = {
+        "histogram": histogram.tolist(),
+        "classes_present": int((histogram >= min_share * len(predicted)).sum()),
+        "mean_confidence": float(probabilities.max(axis=1).mean()),
+    }
+    if requested_labels is not None:
+        requested_labels = np.asarray(requested_labels).reshape(-1)
+        if len(requested_labels) != len(predicted):
+            raise ValueError(
+                f"Got {len(requested_labels)} requested labels for {len(predicted)} images."
+            )
+        scores["conditional_accuracy"] = float((predicted == requested_labels).mean())
+    return scores
+
 
 # --- Likelihood bounds and latent-space quality (VAE family) ---------------------------------
 
@@ -46,27 +221,39 @@ def marginal_log_likelihood(
     log p(x) >= log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x) with z_k ~ q(z|x); the bound
     tightens as K = ``n_samples`` grows and equals the ELBO (in expectation) for K = 1.
     """
-    if n_samples < 1:
-        raise ValueError(f"n_samples must be at least 1, got {n_samples}.")
+    import tensorflow as tf
     from scipy.special import logsumexp
     from scipy.stats import norm
 
+    if n_samples < 1:
+        raise ValueError(f"n_samples must be at least 1, got {n_samples}.")
     rng = np.random.default_rng(seed)
     x, labels = model.check_inputs(x, labels)
     condition = [] if labels is None else [labels]
     z_mean, z_log_var = model.encode(x, *condition, return_distribution=True)
     z_std = np.exp(0.5 * z_log_var)
+    # Decode several samples per call (the copies of a batch stacked), in a compiled function.
+    log_likelihood = tf.function(model.log_likelihood, reduce_retracing=True)
+    samples_per_call = max(1, 2048 // batch_size)
     total = 0.0
     for rows in _batches(len(x), batch_size):
         mean, std = z_mean[rows], z_std[rows]
         log_weights = []
-        for _ in range(n_samples):
-            z = (mean + std * rng.standard_normal(mean.shape)).astype(np.float32)
-            log_likelihood = np.asarray(model.log_likelihood(x[rows], z, _rows(labels, rows)))
-            log_prior = norm.logpdf(z).sum(axis=-1)
-            log_posterior = norm.logpdf(z, mean, std).sum(axis=-1)
-            log_weights.append(log_likelihood + log_prior - log_posterior)
-        total += float(np.sum(logsumexp(np.stack(log_weights), axis=0) - np.log(n_samples)))
+        for first in range(0, n_samples, samples_per_call):
+            copies = min(samples_per_call, n_samples - first)
+            mean_copies, std_copies = np.tile(mean, (copies, 1)), np.tile(std, (copies, 1))
+            z = (mean_copies + std_copies * rng.standard_normal(mean_copies.shape))
+            z = z.astype(np.float32)
+            label_copies = None if labels is None else np.tile(labels[rows], copies)
+            x_copies = np.tile(x[rows], (copies,) + (1,) * (x.ndim - 1))
+            log_weight = (
+                np.asarray(log_likelihood(x_copies, z, label_copies))
+                + norm.logpdf(z).sum(axis=-1)
+                - norm.logpdf(z, mean_copies, std_copies).sum(axis=-1)
+            )
+            log_weights.append(log_weight.reshape(copies, len(mean)))
+        log_weights = np.concatenate(log_weights)
+        total += float(np.sum(logsumexp(log_weights, axis=0) - np.log(n_samples)))
     return total / len(x)
 
 

@@ -58,6 +58,98 @@ def history(history, keys: list[str] | None = None, title: str = "Training histo
     return figure
 
 
+# --- GAN family: class grids, adversarial losses, predicted vs true expression ----------------
+
+
+def class_grid(cgan, n_per_class: int = 10, seed: int = 0, title: str | None = None):
+    """Generated images of a conditional GAN, one row per class (the row title is the label)."""
+    labels = np.repeat(np.arange(cgan.num_classes), n_per_class)
+    images = cgan.generate(labels, seed=seed)
+    return image_grid(images, n_cols=n_per_class, row_titles=range(cgan.num_classes),
+                      title=title or "One row per requested class")
+
+
+def loss_curves(history, title: str = "Adversarial training"):
+    """Discriminator and generator losses per epoch on one axis, other logged losses beside it.
+
+    A healthy GAN keeps both curves roughly level; a discriminator loss falling to 0 while the
+    generator loss climbs means D has won and G no longer learns.
+    """
+    logs = history.history if hasattr(history, "history") else dict(history)
+    others = [k for k in logs if not k.startswith("val_") and k not in ("d_loss", "g_loss")]
+    figure, axes = plt.subplots(
+        1, 1 + len(others), figsize=(4.2 + 3.2 * len(others), 3.0), squeeze=False
+    )
+    axes = axes[0]
+    # The generator's loss gets its own y axis: with weighted extra terms it can be 100x larger.
+    generator_axis = axes[0].twinx()
+    players = ((axes[0], "d_loss", "tab:blue"), (generator_axis, "g_loss", "tab:red"))
+    for axis, key, color in players:
+        epochs = np.arange(1, len(logs[key]) + 1)
+        axis.plot(epochs, logs[key], color=color, label=key)
+        if f"val_{key}" in logs:
+            axis.plot(epochs, logs[f"val_{key}"], "--", color=color, label=f"val_{key}")
+        axis.set_ylabel(key, color=color)
+    lines = axes[0].get_lines() + generator_axis.get_lines()
+    axes[0].legend(lines, [line.get_label() for line in lines], fontsize="small")
+    axes[0].set_title("discriminator and generator")
+    for axis, key in zip(axes[1:], others):
+        epochs = np.arange(1, len(logs[key]) + 1)
+        axis.plot(epochs, logs[key], label="train")
+        if f"val_{key}" in logs:
+            axis.plot(epochs, logs[f"val_{key}"], label="validation")
+            axis.legend()
+        axis.set_title(key)
+    for axis in axes:
+        axis.set_xlabel("epoch")
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def predicted_vs_true(y_true, y_pred, max_points: int = 20000, seed: int = 0,
+                      title: str = "Predicted vs true expression"):
+    """Scatter of predicted against true values (a random subset), identity line, MAE and CCC."""
+    from course import metrics
+
+    y_true, y_pred = np.asarray(y_true).ravel(), np.asarray(y_pred).ravel()
+    rng = np.random.default_rng(seed)
+    shown = rng.choice(len(y_true), min(max_points, len(y_true)), replace=False)
+    figure = plt.figure(figsize=(4.2, 4.0))
+    axis = figure.gca()
+    axis.hexbin(y_true[shown], y_pred[shown], gridsize=60, bins="log", cmap="viridis", mincnt=1)
+    low, high = np.percentile(np.concatenate([y_true, y_pred]), [0.1, 99.9])
+    axis.plot([low, high], [low, high], "r--", linewidth=1, label="identity")
+    axis.set_xlabel("true")
+    axis.set_ylabel("predicted")
+    axis.legend(loc="upper left")
+    axis.set_title(
+        f"{title}\nMAE {metrics.mae(y_true, y_pred):.3f}, "
+        f"CCC {metrics.concordance_correlation(y_true, y_pred):.3f}"
+    )
+    figure.tight_layout()
+    return figure
+
+
+def per_gene_error_histogram(per_gene_mae, baselines: dict | None = None, bins: int = 40,
+                             label: str = "model", xlabel: str = "per-gene MAE"):
+    """Histogram of the per-gene errors of a model, overlaid with those of ``baselines``."""
+    series = {label: np.asarray(per_gene_mae)}
+    series.update({name: np.asarray(values) for name, values in (baselines or {}).items()})
+    finite = np.concatenate([values[np.isfinite(values)] for values in series.values()])
+    edges = np.linspace(finite.min(), finite.max(), bins + 1)
+    figure = plt.figure(figsize=(5, 3.2))
+    axis = figure.gca()
+    for name, values in series.items():
+        axis.hist(values[np.isfinite(values)], bins=edges, histtype="step", linewidth=1.5,
+                  label=f"{name} (median {np.nanmedian(values):.3f})")
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel("genes")
+    axis.legend()
+    figure.tight_layout()
+    return figure
+
+
 # --- VAE family: latent spaces, manifold, reconstructions, interpolation -----------------------
 
 

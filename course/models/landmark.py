@@ -39,11 +39,15 @@ class LandmarkGAN(AdversarialModel):
         latent_dim: size of the generator's latent noise vector.
         hidden_units: widths of the hidden layers of both networks.
         adversarial_weight: weight of the adversarial term of the generator loss.
-        l1_weight: weight (lambda_1) of the mean absolute error to the true targets.
+        l1_weight: weight (lambda_1) of the mean absolute error to the true targets. The error
+            is averaged over genes while the adversarial term is one logit per cell, so
+            lambda_1 must be of the order of the number of targets for the prediction to stay
+            near the conditional median (on 615 PBMC targets, 10-100 let the adversarial term
+            win and the MAE rose from 0.53 to 0.65-0.71).
         consistency_weight: weight (lambda_2) of the mean squared difference between the
             predictions for two noisy copies of the same landmarks.
         noise_std: standard deviation of the Gaussian noise added to the (standardized)
-            landmarks for the consistency term.
+            landmarks of both noisy copies (it also regularizes, like data augmentation).
         label_smoothing: one-sided smoothing of the discriminator's real labels.
         seed: seed of the model's random number generator.
     """
@@ -55,9 +59,9 @@ class LandmarkGAN(AdversarialModel):
         latent_dim: int = 16,
         hidden_units: tuple[int, ...] = (256, 256),
         adversarial_weight: float = 1.0,
-        l1_weight: float = 10.0,
+        l1_weight: float = 1000.0,
         consistency_weight: float = 1.0,
-        noise_std: float = 0.1,
+        noise_std: float = 0.5,
         label_smoothing: float = 0.0,
         seed: int = 1337,
         **kwargs,
