@@ -142,6 +142,12 @@ def test_train_step_reports_a_broken_discriminator_loss_first():
     assert_fails("4.4", namespace(wrong), "fix exercise 4.1 first")
 
 
+def test_train_step_without_a_discriminator_loss_counts_as_not_implemented():
+    stub = "def discriminator_loss(real_logits, fake_logits):\n    raise NotImplementedError\n"
+    result = grade("4.4", namespace(stub + solution_source("04", "SmallGAN")))
+    assert result.message.startswith("not implemented yet: train_step uses discriminator_loss")
+
+
 def test_class_grid_needs_one_row_per_class():
     labels = np.repeat(np.arange(10), 3)
     images = np.zeros((30, 28, 28, 1), "float32")

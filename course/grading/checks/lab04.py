@@ -235,10 +235,14 @@ def train_step_updates_each_player(ns):
     # The training step uses the student's discriminator_loss: make sure it is right first.
     try:
         discriminator_loss_is_bce_of_both_halves(ns)
-    except (CheckFailed, NotImplementedError) as error:
+    except NotImplementedError:
+        raise NotImplementedError(
+            "train_step uses discriminator_loss: write exercise 4.1 first"
+        ) from None
+    except CheckFailed as error:
         raise CheckFailed(
             "train_step uses your discriminator_loss, which is not right yet: fix exercise 4.1 "
-            f"first ({str(error).splitlines()[0] if str(error) else 'not implemented'})"
+            f"first ({str(error).splitlines()[0]})"
         ) from None
 
     data_dim, latent_dim, batch_size = 6, 3, 32
