@@ -74,10 +74,14 @@ def get_strategy(kind: str = "auto", cpu_replicas: int | None = None) -> tf.dist
                 "The multiworker strategy reads the cluster from the TF_CONFIG environment "
                 "variable, which is not set. See the README's two-process recipe."
             )
-        json.loads(os.environ["TF_CONFIG"])  # Fail early and clearly on malformed JSON.
+        try:
+            json.loads(os.environ["TF_CONFIG"])
+        except json.JSONDecodeError as error:
+            raise ValueError(f"TF_CONFIG is not valid JSON ({error}).") from error
         if cpu_replicas:
             configure_cpu_replicas(cpu_replicas)
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        _patch_keras_for_multiworker()
     else:
         if cpu_replicas:
             configure_cpu_replicas(cpu_replicas)
@@ -91,6 +95,55 @@ def get_strategy(kind: str = "auto", cpu_replicas: int | None = None) -> tf.dist
             strategy = tf.distribute.MirroredStrategy(devices)
     _STRATEGY, _STRATEGY_KEY = strategy, key
     return strategy
+
+
+def _patch_keras_for_multiworker() -> None:
+    """Make ``fit`` work under MultiWorkerMirroredStrategy on Keras 3.15 (keras#20585, open).
+
+    Two bugs stop ANY model, even a ``Sequential`` one, on TF 2.21 / Keras 3.15.1:
+    1. ``fit`` reduces a distributed data batch with ``strategy.reduce`` only to read its shapes
+       for a symbolic build; the multi-worker strategy cannot reduce a tuple ``(x, y)`` and
+       fails with "Attempt to convert a value (PerReplica...)". The local batch has the shapes.
+    2. The step's scalar logs are averaged over workers with ``axis=0``, which is invalid for a
+       scalar ("Invalid reduction dimension 0 for input with 0 dimensions"). Use ``axis=None``.
+    Both fixes touch only the multi-worker strategy; test_multiworker.py guards them.
+    """
+    from keras.src.backend.tensorflow import trainer
+
+    if getattr(trainer, "_course_multiworker_patch", False):
+        return
+    build = trainer.TensorFlowTrainer._maybe_symbolic_build
+    reduce_per_replica = trainer.reduce_per_replica
+
+    def multiworker(strategy) -> bool:
+        return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+    def maybe_symbolic_build(self, iterator=None, data_batch=None):
+        if iterator is not None and multiworker(self.distribute_strategy):
+            for _, _, batches in iterator:
+                data_batch = tf.nest.map_structure(
+                    lambda v: self.distribute_strategy.experimental_local_results(v)[0],
+                    next(batches),
+                )
+                break
+            iterator = None
+        return build(self, iterator=iterator, data_batch=data_batch)
+
+    def reduce_logs(values, strategy, reduction="auto"):
+        if reduction not in ("auto", "mean") or not multiworker(strategy):
+            return reduce_per_replica(values, strategy, reduction)
+
+        def mean(value):
+            if not isinstance(value, tf.distribute.DistributedValues):
+                return value
+            axis = 0 if value.values[0].shape.rank else None
+            return strategy.reduce("MEAN", value, axis=axis)
+
+        return tf.nest.map_structure(mean, values)
+
+    trainer.TensorFlowTrainer._maybe_symbolic_build = maybe_symbolic_build
+    trainer.reduce_per_replica = reduce_logs
+    trainer._course_multiworker_patch = True
 
 
 def num_replicas() -> int:
