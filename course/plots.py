@@ -187,7 +187,7 @@ def latent_umap(z, labels, names=None, seed: int = 0, title: str = "Latent space
     """A seeded 2-D UMAP of latent codes of any dimension, coloured by label."""
     import umap
 
-    embedding = umap.UMAP(n_neighbors=15, random_state=seed).fit_transform(np.asarray(z))
+    embedding = umap.UMAP(n_neighbors=15, random_state=seed, n_jobs=1).fit_transform(np.asarray(z))
     figure, axis = plt.subplots(figsize=(6, 5))
     _labelled_scatter(axis, embedding, labels, names)
     axis.set_xticks([])

@@ -429,11 +429,12 @@ class ConditionalVAE(VAE):
 
     def _encode(self, x, condition=None, training=False):
         one_hot = ops.one_hot(ops.cast(condition, "int32"), self.num_classes)
-        return self.encoder([self._encoder_input(x), one_hot], training=training)
+        data = ops.convert_to_tensor(self._encoder_input(x))
+        return self.encoder([data, one_hot], training=training)
 
     def _decode(self, z, condition=None, training=False):
         one_hot = ops.one_hot(ops.cast(condition, "int32"), self.num_classes)
-        return self.decoder([z, one_hot], training=training)
+        return self.decoder([ops.convert_to_tensor(z), one_hot], training=training)
 
     def _unpack(self, data):
         x, labels, _ = keras.utils.unpack_x_y_sample_weight(data)

@@ -1,0 +1,138 @@
+"""VAE demos: a 2-D latent VAE and a conditional VAE on MNIST digits, and a negative-binomial
+VAE of PBMC single-cell counts compared with PCA."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from course.experiments import Run, experiment
+
+BATCH_SIZE = 128
+IWAE_SAMPLES = 100
+
+
+def _fit(run: Run, model, data, epochs: int, learning_rate: float = 1e-3, callbacks=()):
+    """Compile inside the strategy scope and fit on a shuffled tf.data pipeline."""
+    import keras
+
+    from course import datasets
+
+    with run.strategy.scope():
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate))
+        dataset = datasets.as_dataset(
+            data, batch_size=BATCH_SIZE, seed=run.seed,
+            drop_remainder=run.strategy.num_replicas_in_sync > 1,
+        )
+        # A live progress bar on a terminal; one line per epoch in log files.
+        return model.fit(dataset, epochs=epochs, callbacks=list(callbacks),
+                         verbose=1 if sys.stdout.isatty() else 2)
+
+
+@experiment("vae-mnist", "VAE with a 2-D latent space on MNIST: manifold, samples, test ELBO/IWAE")
+def vae_mnist(run: Run) -> dict:
+    import time
+
+    from course import datasets, metrics, models, plots
+
+    x_train, _ = datasets.load_mnist("train", source=run.source)
+    x_test, y_test = datasets.load_mnist("test", source=run.source)
+    with run.strategy.scope():
+        vae = models.VAE(input_shape=(28, 28, 1), latent_dim=2, hidden_units=(128,),
+                         likelihood="bernoulli", network="conv", seed=run.seed)
+    epochs = run.epochs_or(30)
+    start = time.perf_counter()
+    history = _fit(run, vae, x_train, epochs)
+    train_time = time.perf_counter() - start
+    run.save_model(vae)
+    run.save_figure(plots.history(history, title="VAE on MNIST: negative ELBO and its terms"),
+                    "history.png")
+    run.save_figure(plots.manifold_grid(vae, n=15, span=2.5), "manifold.png")
+    run.save_figure(plots.samples(vae, 100), "samples.png")
+    run.save_figure(plots.reconstructions(vae, x_test, n=10), "reconstructions.png")
+    run.save_figure(plots.interpolation(vae, x_test[0], x_test[1], steps=10), "interpolation.png")
+    run.save_figure(plots.latent_scatter(vae.encode(x_test), y_test,
+                                         title="Posterior means of the test digits"), "latent.png")
+    return {
+        "epochs": epochs,
+        "train_time_s": round(train_time, 2),
+        "train_samples_per_s": round(epochs * len(x_train) / train_time, 1),
+        "test_elbo": metrics.elbo(vae, x_test),
+        "test_log_likelihood_iwae": metrics.marginal_log_likelihood(
+            vae, x_test, n_samples=IWAE_SAMPLES, seed=run.seed
+        ),
+        "iwae_samples": IWAE_SAMPLES,
+        "n_train": len(x_train),
+        "n_test": len(x_test),
+    }
+
+
+@experiment("cvae-mnist", "Conditional VAE on MNIST: each digit 0-9 on request, label accuracy")
+def cvae_mnist(run: Run) -> dict:
+    from course import datasets, metrics, models, plots
+
+    x_train, y_train = datasets.load_mnist("train", source=run.source)
+    x_test, y_test = datasets.load_mnist("test", source=run.source)
+    with run.strategy.scope():
+        cvae = models.ConditionalVAE(input_shape=(28, 28, 1), num_classes=10, latent_dim=2,
+                                     hidden_units=(256, 128), likelihood="bernoulli",
+                                     seed=run.seed)
+    epochs = run.epochs_or(30)
+    history = _fit(run, cvae, (x_train, y_train), epochs)
+    run.save_model(cvae)
+    run.save_figure(plots.history(history, title="Conditional VAE on MNIST"), "history.png")
+    # One row per digit; each column keeps the same z, so it shows one "style" for all digits.
+    n_styles = 10
+    z = np.linspace(-1.5, 1.5, n_styles, dtype=np.float32)
+    z = np.stack([z, -z], axis=1)
+    digits = np.repeat(np.arange(10), n_styles)
+    images = cvae.decode(np.tile(z, (10, 1)), digits)
+    run.save_figure(plots.image_grid(images, n_cols=n_styles, row_titles=range(10),
+                                     title="Requested digit (rows) x latent code (columns)"),
+                    "digits.png")
+    requested = np.repeat(np.arange(10), 100)
+    classifier = metrics.digit_classifier(x_train, y_train, epochs=5, seed=run.seed)
+    scores = metrics.digit_scores(classifier, cvae.sample(len(requested), requested), requested)
+    print(f"  generated digits classified as requested: {scores['conditional_accuracy']:.3f} "
+          "(chance 0.100)")
+    return {
+        "epochs": epochs,
+        "test_elbo": metrics.elbo(cvae, x_test, y_test),
+        "conditional_accuracy": scores["conditional_accuracy"],
+    }
+
+
+@experiment("vae-pbmc", "Negative-binomial VAE of PBMC counts: latent UMAP, kNN/ARI vs PCA")
+def vae_pbmc(run: Run) -> dict:
+    from course import datasets, metrics, models, plots
+
+    adata = datasets.load_pbmc(source=run.source)
+    counts = datasets.counts(adata)
+    cell_types, names = datasets.labels(adata, "cell_type")
+    with run.strategy.scope():
+        vae = models.VAE(input_shape=(counts.shape[1],), latent_dim=10, hidden_units=(128,),
+                         likelihood="nb", seed=run.seed)
+    history = _fit(run, vae, counts, run.epochs_or(200))
+    run.save_model(vae)
+    run.save_figure(plots.history(history, title="NB VAE on PBMC counts"), "history.png")
+    latent = vae.encode(counts)
+    principal_components = metrics.pca_embedding(adata.X, n_components=10, seed=run.seed)
+    run.save_figure(plots.latent_umap(latent, cell_types, names, seed=run.seed,
+                                      title="NB VAE latent space (UMAP)"), "latent_umap.png")
+    run.save_figure(plots.latent_umap(principal_components, cell_types, names, seed=run.seed,
+                                      title="10-D PCA of log-normalized X (UMAP)"), "pca_umap.png")
+    scores = {}
+    for name, embedding in (("vae", latent), ("pca", principal_components)):
+        scores[f"{name}_knn_accuracy"] = metrics.latent_knn_accuracy(embedding, cell_types)
+        clusters = metrics.clustering_scores(embedding, cell_types, seed=run.seed)
+        scores.update({f"{name}_{key}": value for key, value in clusters.items()})
+    print(f"  kNN cell-type accuracy: VAE {scores['vae_knn_accuracy']:.3f}, "
+          f"PCA {scores['pca_knn_accuracy']:.3f}")
+    return {
+        "epochs": len(history.history["loss"]),
+        "n_cells": int(counts.shape[0]),
+        "n_genes": int(counts.shape[1]),
+        "train_elbo": metrics.elbo(vae, counts),
+        **scores,
+    }
