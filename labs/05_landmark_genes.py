@@ -202,10 +202,13 @@ for name, predictions in all_predictions.items():
     print(f"{name:<20}{scores['MAE']:>8.3f}{scores['CCC']:>8.3f}")
 
 # %% [markdown]
-# Lower MAE and higher CCC are better. On so few cells the linear model over-fits its many
-# coefficients, the L1-trained models beat the L2-trained one in MAE, and the GAN's
-# adversarial term is a small extra on top of its L1 term. A picture shows what the numbers
-# hide: the zero-inflated spike on the left, and how each model spreads its predictions.
+# Lower MAE and higher CCC are better. The L1-trained MLP wins the MAE by far: for most cells
+# it predicts the spike of non-detection, which is exactly the median. But its CCC drops,
+# because the median ignores the spread of the expressed cells. The L2-trained models keep
+# more of the spread but miss the spike. The GAN sits in between: its adversarial term asks
+# for predictions that *look like* real profiles, which buys back CCC at some cost in MAE.
+# Which is better depends on what the predictions are for. A picture shows what the numbers
+# hide: the spike of non-detected values on the left, and how the predictions spread.
 
 # %%
 plots.predicted_vs_true(split.y_test, gan_predictions, title="LandmarkGAN");

@@ -147,7 +147,8 @@ steps = {
 plt.figure(figsize=(5, 3))
 plt.bar(list(steps), [w - 1.0 for w in steps.values()], color=["gray", "tab:green", "tab:red"])
 plt.ylabel("change of w in one SGD step")
-plt.title("Summed gradients need a scaled loss");
+plt.title("Summed gradients need a scaled loss")
+plt.tight_layout();
 
 # %% [markdown]
 # Adam divides each gradient by its own running size, so it is nearly blind to this factor and
@@ -272,11 +273,13 @@ plt.ylabel("training examples per second")
 plt.title(f"{os.cpu_count()} CPU cores");
 
 # %% [markdown]
-# On a laptop the two "devices" share the same few physical cores, and TensorFlow already
-# spreads one device's work over all of them, so two replicas are **not** faster: they only add
-# the cost of splitting batches and summing gradients. On two real GPUs the same code processes
-# nearly twice as many examples per second. What you learned here (global batches, scaled
-# losses, per-replica noise, building in the scope) is exactly what makes that speed-up correct.
+# Our two "devices" are slices of the same physical cores, so whatever difference you see is
+# not new hardware at work. A single device with a small batch may leave cores idle, and two
+# replicas can fill them (a bigger batch would do the same); or the cost of splitting batches
+# and summing gradients may win and make two replicas slower. Run the cell twice: CPU timings
+# are noisy. On real GPUs each replica brings its own compute, and the throughput grows nearly
+# in proportion to the number of devices. What you learned here (global batches, scaled losses,
+# per-replica noise, building in the scope) is exactly what makes that speed-up correct.
 
 # %%
 check_all(lab=6)
