@@ -175,3 +175,4 @@ def test_gan_trains_in_mixed_precision():
     history = gan.fit(tiny_images(32), batch_size=8, epochs=2, verbose=0)
     assert all(np.isfinite(values[-1]) for values in history.history.values())
     assert gan.generate(2, seed=0).dtype == np.float32
+

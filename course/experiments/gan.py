@@ -3,6 +3,8 @@ prediction on PBMC cells (LandmarkGAN against linear regression and a D-GEX-styl
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from course.experiments import Run, experiment
@@ -81,43 +83,49 @@ def cgan_mnist(run: Run) -> dict:
             "final_g_loss": history.history["g_loss"][-1], **scores}
 
 
-def landmark_models(run: Run, split, epochs: int):
-    """Fit the three landmark -> target models on one split; returns name -> test prediction.
+def landmark_models(split, epochs: int, strategy, seed: int = 0, verbose="auto"):
+    """Fit the landmark -> target models on one split.
 
     Both neural models stop early on their validation error and keep their best weights.
+
+    Returns:
+        ``results`` (model name -> dict of the test ``prediction``, training ``seconds`` and
+        ``epochs``), the fitted LandmarkGAN and its training history.
     """
     import keras
     from sklearn.linear_model import LinearRegression
 
     from course import datasets, models
 
-    drop_remainder = run.strategy.num_replicas_in_sync > 1
+    drop_remainder = strategy.num_replicas_in_sync > 1
     train = datasets.as_dataset((split.x_train, split.y_train), batch_size=BATCH_SIZE,
-                                seed=run.seed, drop_remainder=drop_remainder)
+                                seed=seed, drop_remainder=drop_remainder)
     validation = datasets.as_dataset((split.x_val, split.y_val), batch_size=BATCH_SIZE,
                                      shuffle=False, drop_remainder=drop_remainder)
-    predictions = {}
+    results = {}
     # Ordinary least squares (150 landmarks < 490 training cells, so it is well posed).
+    start = time.perf_counter()
     linear = LinearRegression().fit(split.x_train, split.y_train)
-    predictions["linear regression"] = linear.predict(split.x_test)
-
-    with run.strategy.scope():
+    results["linear regression"] = {"prediction": linear.predict(split.x_test), "epochs": 0,
+                                    "seconds": time.perf_counter() - start}
+    with strategy.scope():
         mlp = models.MLPRegressor(split.n_landmarks, split.n_targets)
         mlp.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
-    print("MLP (D-GEX style, MSE):")
-    mlp.fit(train, validation_data=validation, epochs=epochs, verbose=2, callbacks=[
-        keras.callbacks.EarlyStopping(patience=20, restore_best_weights=True)])
-    predictions["MLP (MSE)"] = mlp.predict(split.x_test, verbose=0)
-
-    with run.strategy.scope():
-        lgan = models.LandmarkGAN(split.n_landmarks, split.n_targets, seed=run.seed)
+        lgan = models.LandmarkGAN(split.n_landmarks, split.n_targets, seed=seed)
         lgan.compile()
-    print("LandmarkGAN (adversarial + L1 + consistency):")
-    history = lgan.fit(train, validation_data=validation, epochs=epochs, verbose=2, callbacks=[
-        keras.callbacks.EarlyStopping(monitor="val_l1_loss", mode="min", patience=20,
-                                      restore_best_weights=True)])
-    predictions["LandmarkGAN"] = lgan.predict(split.x_test)
-    return predictions, lgan, history
+    stop_mlp = keras.callbacks.EarlyStopping(patience=20, restore_best_weights=True)
+    stop_lgan = keras.callbacks.EarlyStopping(
+        monitor="val_l1_loss", mode="min", patience=20, restore_best_weights=True)
+    histories = {}
+    for name, model, stop in (("MLP (MSE)", mlp, stop_mlp), ("LandmarkGAN", lgan, stop_lgan)):
+        print(f"{name}:")
+        start = time.perf_counter()
+        histories[name] = model.fit(train, validation_data=validation, epochs=epochs,
+                                    verbose=verbose, callbacks=[stop])
+        seconds = time.perf_counter() - start
+        results[name] = {"prediction": model.predict(split.x_test, verbose=0), "seconds": seconds,
+                         "epochs": len(next(iter(histories[name].history.values())))}
+    return results, lgan, histories["LandmarkGAN"]
 
 
 def _markdown_table(table) -> str:
@@ -138,7 +146,9 @@ def landmark_pbmc(run: Run) -> dict:
     split = datasets.landmark_split(adata, n_landmarks=N_LANDMARKS, seed=run.seed)
     print(f"  {split.n_landmarks} landmarks -> {split.n_targets} targets; cells: "
           f"{len(split.x_train)} train / {len(split.x_val)} validation / {len(split.x_test)} test")
-    predictions, lgan, history = landmark_models(run, split, epochs=run.epochs_or(300))
+    results, lgan, history = landmark_models(split, run.epochs_or(300), run.strategy, run.seed,
+                                             verbose=2)
+    predictions = {name: result["prediction"] for name, result in results.items()}
     # The per-gene training median is the best constant under MAE: a floor every model must beat.
     predictions["per-gene median"] = np.broadcast_to(
         np.median(split.y_train, axis=0), split.y_test.shape)

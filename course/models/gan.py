@@ -63,15 +63,23 @@ def split_pair(data):
     return x, y
 
 
-def check_shape(tensor, expected: tuple[int, ...], what: str) -> None:
-    """Raise a ValueError when a batch's per-example shape is not ``expected``."""
+def check_shape(tensor, expected: tuple[int, ...], what: str):
+    """Return ``tensor`` after checking that its per-example shape is ``expected``.
+
+    The check reads the static shape when ``fit`` traces its step. A model retraced for new
+    data sees relaxed shapes such as (64, None), which pass; TensorFlow then reports the
+    mismatch itself (a graph-side assertion does not help: even behind a control dependency,
+    TF 2.21 reports the matmul's shape error instead of the failed assertion).
+    """
     got = tuple(tensor.shape[1:])
+    message = (
+        f"{what} must have shape (batch, {', '.join(map(str, expected))}) to match the model, "
+        f"got (batch, {', '.join(map(str, got))}). Reshape the data or build the model with "
+        "the data's shape."
+    )
     if len(got) != len(expected) or any(g is not None and g != e for g, e in zip(got, expected)):
-        raise ValueError(
-            f"{what} must have shape (batch, {', '.join(map(str, expected))}) to match the "
-            f"model, got (batch, {', '.join(map(str, got))}). Reshape the data or build the "
-            "model with the data's shape."
-        )
+        raise ValueError(message)
+    return tensor
 
 
 def default_optimizer() -> keras.optimizers.Optimizer:
@@ -273,8 +281,7 @@ class GAN(AdversarialModel):
     def _unpack(self, data, what: str):
         """The real data of a batch, and its condition (None for an unconditional GAN)."""
         real_data = data[0] if isinstance(data, (tuple, list)) else data
-        check_shape(real_data, self.data_shape, what)
-        return real_data, None
+        return check_shape(real_data, self.data_shape, what), None
 
     def _generate(self, latent_vectors, condition, training=False):
         return self.generator(latent_vectors, training=training)
@@ -371,8 +378,7 @@ class ConditionalGAN(GAN):
 
     def _unpack(self, data, what: str):
         real_data, labels = split_pair(data)
-        check_shape(real_data, self.data_shape, what)
-        return real_data, self._one_hot(labels)
+        return check_shape(real_data, self.data_shape, what), self._one_hot(labels)
 
     def _generate(self, latent_vectors, one_hot_labels, training=False):
         return self.generator([latent_vectors, one_hot_labels], training=training)

@@ -136,9 +136,8 @@ class LandmarkGAN(AdversarialModel):
 
     def _unpack(self, data, what: str):
         landmarks, targets = split_pair(data)
-        check_shape(landmarks, (self.n_landmarks,), f"{what}: the landmarks")
-        check_shape(targets, (self.n_targets,), f"{what}: the targets")
-        return landmarks, targets
+        landmarks = check_shape(landmarks, (self.n_landmarks,), f"{what}: the landmarks")
+        return landmarks, check_shape(targets, (self.n_targets,), f"{what}: the targets")
 
     def _noisy_prediction(self, landmarks, training):
         """The generator's prediction for perturbed landmarks and a fresh latent vector."""

@@ -1,0 +1,150 @@
+"""Speed and quality of the GAN family on the bundled data (no strategy, float32).
+
+- GAN (dense and conv) and ConditionalGAN (conv) on the 4,000 bundled MNIST training digits:
+  training throughput (examples/s, excluding the first, tracing epoch), wall time, and digit
+  scores of 1,000 generated images (classes present, conditional accuracy), MMD to real test
+  digits and the cross-validated real-vs-generated classifier AUC (0.5 is ideal).
+- LandmarkGAN against linear regression, the MLP and the per-gene median on the bundled PBMC
+  cells (150 landmarks -> 615 targets, the split of ``course run landmark-pbmc``): test MAE and
+  CCC, training throughput and wall time.
+
+    python benchmarks/gan.py            # writes benchmarks/results/gan.json and prints a table
+    python benchmarks/gan.py --quick    # a few epochs: checks the pipeline, not the quality
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+BATCH_SIZE = 64
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Records the duration of each epoch."""
+
+    def on_train_begin(self, logs=None):
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self.start)
+
+
+def image_gan(name: str, epochs: int, seed: int) -> dict:
+    """Train one MNIST GAN and measure its speed and samples."""
+    from course import datasets, metrics, models
+
+    keras.utils.set_random_seed(seed)
+    x_train, y_train = datasets.load_mnist("train", source="bundled")
+    x_test, _ = datasets.load_mnist("test", source="bundled")
+    conditional = name.startswith("cgan")
+    network = "dense" if name.endswith("dense") else "conv"
+    if conditional:
+        model = models.ConditionalGAN((28, 28, 1), num_classes=10, network=network, seed=seed)
+        data = (x_train, y_train)
+    else:
+        model = models.GAN((28, 28, 1), network=network, seed=seed)
+        data = x_train
+    model.compile()
+    dataset = datasets.as_dataset(data, batch_size=BATCH_SIZE, seed=seed, drop_remainder=True)
+    timer = EpochTimer()
+    start = time.perf_counter()
+    model.fit(dataset, epochs=epochs, callbacks=[timer], verbose=0)
+    wall_time = time.perf_counter() - start
+    examples_per_epoch = len(x_train) // BATCH_SIZE * BATCH_SIZE
+    steady = timer.seconds[1:] or timer.seconds
+    requested = np.repeat(np.arange(10), 100)
+    images = model.generate(requested, seed=seed) if conditional else model.generate(1000, seed)
+    classifier = metrics.digit_classifier(x_train, y_train, epochs=5, seed=seed)
+    scores = metrics.digit_scores(classifier, images, requested if conditional else None)
+    return {
+        "model": name, "epochs": epochs, "wall_time_s": wall_time,
+        "examples_per_s": examples_per_epoch / float(np.median(steady)),
+        "parameters": model.count_params(),
+        "classes_present": scores["classes_present"],
+        "conditional_accuracy": scores.get("conditional_accuracy"),
+        "histogram": scores["histogram"],
+        "mmd_to_test": metrics.mmd(images, x_test[: len(images)]),
+        "real_vs_generated_auc": metrics.classifier_auc(x_test[: len(images)], images, seed=seed),
+    }
+
+
+def landmark(epochs: int, seed: int) -> list[dict]:
+    """LandmarkGAN and its baselines on the PBMC landmark split."""
+    from course import datasets, distribute, metrics
+    from course.experiments.gan import N_LANDMARKS, landmark_models
+
+    keras.utils.set_random_seed(seed)
+    split = datasets.landmark_split(datasets.load_pbmc(source="bundled"), N_LANDMARKS, seed=seed)
+    results, _, _ = landmark_models(split, epochs, distribute.get_strategy("default"), seed,
+                                    verbose=0)
+    results["per-gene median"] = {
+        "prediction": np.broadcast_to(np.median(split.y_train, axis=0), split.y_test.shape),
+        "seconds": 0.0, "epochs": 0}
+    rows = []
+    for name, result in results.items():
+        trained = len(split.x_train) * result["epochs"]
+        rows.append({
+            "model": name, "epochs": result["epochs"], "wall_time_s": result["seconds"],
+            "examples_per_s": trained / result["seconds"] if trained else None,
+            "test_mae": metrics.mae(split.y_test, result["prediction"]),
+            "test_ccc": metrics.concordance_correlation(split.y_test, result["prediction"]),
+        })
+    return rows
+
+
+def print_table(rows: list[dict], columns: list[str]) -> None:
+    def cell(value):
+        if value is None:
+            return "-"
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    widths = [max(len(c), *(len(cell(r.get(c))) for r in rows)) for c in columns]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
+    for row in rows:
+        print("  ".join(cell(row.get(c)).ljust(w) for c, w in zip(columns, widths)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a few epochs only")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=str(RESULTS / "gan.json"))
+    args = parser.parse_args()
+    import tensorflow as tf
+
+    gan_epochs = 2 if args.quick else 20
+    images = [image_gan(name, gan_epochs, args.seed) for name in ("gan-dense", "gan-conv",
+                                                                   "cgan-conv")]
+    print_table(images, ["model", "epochs", "wall_time_s", "examples_per_s", "classes_present",
+                         "conditional_accuracy", "mmd_to_test", "real_vs_generated_auc"])
+    expression = landmark(5 if args.quick else 300, args.seed)
+    print_table(expression, ["model", "epochs", "wall_time_s", "examples_per_s", "test_mae",
+                             "test_ccc"])
+    report = {
+        "quick": args.quick, "seed": args.seed,
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                    "load_average_1min": os.getloadavg()[0]},
+        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
+        "images": images, "landmark": expression,
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2, default=float) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
