@@ -10,23 +10,25 @@ import numpy as np
 from course.experiments import Run, experiment
 
 BATCH_SIZE = 128
+LEARNING_RATE = 1e-3
 IWAE_SAMPLES = 100
 
 
-def _fit(run: Run, model, data, epochs: int, learning_rate: float = 1e-3, callbacks=()):
+def _fit(run: Run, model, data, epochs: int):
     """Compile inside the strategy scope and fit on a shuffled tf.data pipeline."""
     import keras
 
     from course import datasets
 
     with run.strategy.scope():
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate))
+        model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE))
         dataset = datasets.as_dataset(
             data, batch_size=BATCH_SIZE, seed=run.seed,
             drop_remainder=run.strategy.num_replicas_in_sync > 1,
         )
-        # A live progress bar on a terminal; one line per epoch in log files.
-        return model.fit(dataset, epochs=epochs, callbacks=list(callbacks),
+        # The pipeline shuffles (shuffle=False only silences Keras' warning about it). A live
+        # progress bar on a terminal; one line per epoch in log files.
+        return model.fit(dataset, epochs=epochs, shuffle=False,
                          verbose=1 if sys.stdout.isatty() else 2)
 
 

@@ -249,16 +249,20 @@ class VAE(keras.Model):
             return likelihoods.negative_binomial(x, mu, theta)
         return likelihoods.zero_inflated_negative_binomial(x, mu, theta, outputs[1])
 
+    def reparameterize(self, z_mean, z_log_var):
+        """A sample z = z_mean + exp(z_log_var / 2) * epsilon, epsilon ~ N(0, I).
+
+        z is a differentiable function of the encoder outputs; the randomness enters only
+        through epsilon (drawn differently on every replica).
+        """
+        epsilon = distribute.normal(ops.shape(z_mean), self.seed_generator)
+        return z_mean + ops.exp(0.5 * z_log_var) * epsilon
+
     def loss_terms(self, x, condition=None, training=False):
         """Per-example ``(reconstruction_loss, kl_loss)`` with one sample z ~ q(z|x)."""
         z_mean, z_log_var = self._encode(x, condition, training)
-        # Reparameterization: z is a differentiable function of the encoder outputs, and the
-        # randomness (different on every replica) enters only through epsilon.
-        epsilon = distribute.normal(ops.shape(z_mean), self.seed_generator)
-        z = z_mean + ops.exp(0.5 * z_log_var) * epsilon
-        reconstruction_loss = -self.log_likelihood(x, z, condition, training)
-        kl_loss = kl_divergence(z_mean, z_log_var)
-        return reconstruction_loss, kl_loss
+        z = self.reparameterize(z_mean, z_log_var)
+        return -self.log_likelihood(x, z, condition, training), kl_divergence(z_mean, z_log_var)
 
     # Training ----------------------------------------------------------------------------------
 
@@ -270,7 +274,13 @@ class VAE(keras.Model):
     def train_step(self, data):
         x, condition = self._unpack(data)
         with tf.GradientTape() as tape:
-            reconstruction_loss, kl_loss = self.loss_terms(x, condition, training=True)
+            # The encoder gives the approximate posterior q(z|x) = N(z_mean, exp(z_log_var)).
+            z_mean, z_log_var = self._encode(x, condition, training=True)
+            # Reparameterization trick: a sample of q(z|x) through which gradients flow.
+            z = self.reparameterize(z_mean, z_log_var)
+            # -log p(x|z) summed over features, and KL(q(z|x) || N(0, I)) over latent dims.
+            reconstruction_loss = -self.log_likelihood(x, z, condition, training=True)
+            kl_loss = kl_divergence(z_mean, z_log_var)
             # Average the per-example negative ELBO over the (local) batch.
             loss = ops.mean(reconstruction_loss + self.beta * kl_loss)
             # Divide by the number of replicas (their gradients are summed) and apply the
