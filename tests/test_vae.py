@@ -146,7 +146,8 @@ def test_bad_constructor_arguments_say_what_to_do(arguments, message):
 def test_conditional_generation_uses_its_label(digits):
     images, labels = digits
     model = compiled(ConditionalVAE((28, 28, 1), num_classes=10, hidden_units=(16,), seed=0))
-    model.fit(images, labels, epochs=2, batch_size=64, verbose=0)
+    model.fit(images, labels, epochs=1, batch_size=64, verbose=0)
+    model.fit((images, labels), epochs=1, batch_size=64, verbose=0)  # The tuple form works too.
     z = np.zeros((1, 2), np.float32)
     zeros, ones = model.decode(z, labels=0), model.decode(z, labels=1)
     assert np.abs(zeros - ones).mean() > 1e-3

@@ -57,7 +57,8 @@ class VAE(keras.Model):
     Args:
         input_shape: shape of one example, e.g. (28, 28, 1) for MNIST or (n_genes,) for counts.
         latent_dim: size of z.
-        hidden_units: widths of the encoder's Dense layers (the decoder mirrors them).
+        hidden_units: widths of the encoder's Dense layers, after its convolutions when
+            network='conv' (the decoder mirrors them).
         likelihood: "bernoulli" (images in [0, 1]), "gaussian" (real values, e.g. log-normalized
             expression), or for raw counts "poisson", "nb" or "zinb".
         beta: weight of the KL term (1 is the true ELBO; :class:`KLWarmup` ramps it up).
