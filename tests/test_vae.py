@@ -222,8 +222,9 @@ def test_models_train_on_two_replicas(strategy, digits, cells):
     image_data = datasets.as_dataset(images, batch_size=32, drop_remainder=True)
     count_data = datasets.as_dataset(cells, batch_size=32, drop_remainder=True)
     for model, data in ((image_model, image_data), (count_model, count_data)):
-        history = model.fit(data, epochs=2, verbose=0)
+        history = model.fit(data, epochs=2, verbose=0, callbacks=[KLWarmup(epochs=1)])
         assert np.all(np.isfinite(history.history["loss"]))
+        assert history.history["beta"] == [0.0, 1.0]
         assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 2 * 4
 
 
