@@ -242,7 +242,9 @@ class GAN(AdversarialModel):
                 activation="leaky_relu", output_activation=output_activation,
             )
         else:
-            x = networks.dense_stack(x, self.hidden_units, activation="leaky_relu", name="hidden")
+            x = networks.dense_stack(
+                x, self.hidden_units, activation="leaky_relu", batch_norm=True, name="hidden"
+            )
             x = networks.output_layer(x, self.data_shape, activation=output_activation)
         inputs = [latent, *conditions] if conditions else latent
         return keras.Model(inputs, x, name="generator")
@@ -297,8 +299,10 @@ class GAN(AdversarialModel):
         real_data, condition = self._unpack(data, "The training data")
         batch_size = ops.shape(real_data)[0]
 
-        # Train the discriminator: real data is labelled 1, generated data 0.
-        generated_data = self._generate(self._random_latent_vectors(batch_size), condition)
+        # Train the discriminator: real data is labelled 1, generated data 0. (The generator
+        # runs in training mode, so its batch normalization behaves as in its own update.)
+        random_latent_vectors = self._random_latent_vectors(batch_size)
+        generated_data = self._generate(random_latent_vectors, condition, training=True)
         with tf.GradientTape() as tape:
             real_logits = self._discriminate(real_data, condition, training=True)
             fake_logits = self._discriminate(generated_data, condition, training=True)
