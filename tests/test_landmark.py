@@ -38,7 +38,7 @@ def losses_with_same_noise(model, landmarks, targets):
                      ("adversarial_weight", "adversarial_loss")]
 )
 def test_doubling_a_weight_adds_exactly_its_term_to_the_generator_loss(weight, term):
-    model = LandmarkGAN(N_LANDMARKS, N_TARGETS, noise_std=0.5, **SMALL)
+    model = LandmarkGAN(N_LANDMARKS, N_TARGETS, l1_weight=3.0, noise_std=0.5, **SMALL)
     landmarks, targets = map(ops.convert_to_tensor, linear_pairs(16))
     losses, again = losses_with_same_noise(model, landmarks, targets)
     for name in ("adversarial_loss", "l1_loss", "consistency_loss"):
@@ -48,6 +48,16 @@ def test_doubling_a_weight_adds_exactly_its_term_to_the_generator_loss(weight, t
     assert float(doubled[term]) == pytest.approx(float(losses[term]), rel=1e-6)
     added = float(doubled["g_loss"]) - float(losses["g_loss"])
     assert added == pytest.approx(getattr(model, weight) / 2 * float(losses[term]), rel=1e-4)
+
+
+def test_the_default_l1_weight_is_the_number_of_targets():
+    default = LandmarkGAN(N_LANDMARKS, N_TARGETS, **SMALL)
+    explicit = LandmarkGAN(N_LANDMARKS, N_TARGETS, l1_weight=float(N_TARGETS), **SMALL)
+    explicit.set_weights(default.get_weights())
+    landmarks, targets = map(ops.convert_to_tensor, linear_pairs(16))
+    default_losses, _ = losses_with_same_noise(default, landmarks, targets)
+    explicit_losses, _ = losses_with_same_noise(explicit, landmarks, targets)
+    assert float(default_losses["g_loss"]) == pytest.approx(float(explicit_losses["g_loss"]))
 
 
 def test_training_logs_every_term_and_lowers_the_error():
