@@ -20,11 +20,15 @@ def dense_stack(
     batch_norm: bool = False,
     name: str = "dense",
 ):
-    """A stack of Dense layers (optionally with batch normalization and dropout)."""
+    """A stack of Dense layers (optionally with batch normalization and dropout).
+
+    Batch statistics are synchronized over replicas, so that a MirroredStrategy step computes
+    what one device computes on the whole global batch (local statistics would differ).
+    """
     for index, units in enumerate(hidden_units):
         x = layers.Dense(units, name=f"{name}_{index}")(x)
         if batch_norm:
-            x = layers.BatchNormalization(name=f"{name}_bn_{index}")(x)
+            x = layers.BatchNormalization(synchronized=True, name=f"{name}_bn_{index}")(x)
         x = layers.Activation(activation, name=f"{name}_act_{index}")(x)
         if dropout:
             x = layers.Dropout(dropout, name=f"{name}_dropout_{index}")(x)

@@ -50,6 +50,13 @@ CASES = {
         GAUSSIAN_DATA,
         ("loss", "reconstruction_loss", "kl_loss"),
     ),
+    "batch-norm-vae": Case(
+        lambda: models.VAE(input_shape=(12,), latent_dim=2, hidden_units=(8,),
+                           likelihood="gaussian", batch_norm=True),
+        lambda model: model.compile(optimizer=sgd()),
+        GAUSSIAN_DATA,
+        ("loss", "reconstruction_loss", "kl_loss"),
+    ),
     "nb-vae": Case(
         lambda: models.VAE(input_shape=(12,), latent_dim=2, hidden_units=(8,), likelihood="nb"),
         lambda model: model.compile(optimizer=sgd()),
