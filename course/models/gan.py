@@ -158,8 +158,8 @@ class GAN(AdversarialModel):
         network: "dense" (MLPs) or "conv" (strided convolutions; images only).
         hidden_units: Dense widths for "dense", conv filters for "conv" (None: a default).
             On the 4,000 bundled digits the dense GAN with equal learning rates collapses
-            onto one or two digits within 20 epochs; a faster generator (Adam 1e-3) keeps all
-            ten (see benchmarks/gan.py).
+            onto one digit within 20 epochs; a 5x faster generator (Adam 1e-3) keeps seven,
+            the conv GAN nine or ten (see benchmarks/gan.py).
         generator_loss: "non_saturating" (recommended) or "saturating" (original minimax).
         label_smoothing: one-sided smoothing of the real labels, in [0, 1).
         output_activation: "auto" is a sigmoid for images and linear for vectors.
