@@ -25,24 +25,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from timing import EpochTimer  # noqa: E402  (benchmarks/timing.py)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MNIST_BATCH_SIZE = 128
 PBMC_BATCH_SIZE = 128
 PBMC_LATENT_DIM = 10
-
-
-class EpochTimer(keras.callbacks.Callback):
-    """Records the duration of each epoch."""
-
-    def on_train_begin(self, logs=None):
-        self.seconds = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self.start)
 
 
 def mnist_vae(network: str, epochs: int, iwae_samples: int, seed: int) -> dict:

@@ -40,19 +40,24 @@ def image_grid(
     return figure
 
 
+def _plot_curve(axis, logs: dict, key: str) -> None:
+    """One logged value per epoch (and its validation value, if any) on ``axis``."""
+    epochs = np.arange(1, len(logs[key]) + 1)
+    axis.plot(epochs, logs[key], label="train")
+    if f"val_{key}" in logs:
+        axis.plot(epochs, logs[f"val_{key}"], label="validation")
+        axis.legend()
+    axis.set_title(key)
+    axis.set_xlabel("epoch")
+
+
 def history(history, keys: list[str] | None = None, title: str = "Training history"):
     """Plot each logged loss per epoch from a ``keras.callbacks.History`` (or its dict)."""
     logs = history.history if hasattr(history, "history") else dict(history)
     keys = keys or [k for k in logs if not k.startswith("val_")]
     figure, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 2.8), squeeze=False)
     for axis, key in zip(axes.flat, keys):
-        epochs = np.arange(1, len(logs[key]) + 1)
-        axis.plot(epochs, logs[key], label="train")
-        if f"val_{key}" in logs:
-            axis.plot(epochs, logs[f"val_{key}"], label="validation")
-            axis.legend()
-        axis.set_title(key)
-        axis.set_xlabel("epoch")
+        _plot_curve(axis, logs, key)
     figure.suptitle(title)
     figure.tight_layout()
     return figure
@@ -94,12 +99,7 @@ def loss_curves(history, title: str = "Adversarial training"):
     axes[0].legend(lines, [line.get_label() for line in lines], fontsize="small")
     axes[0].set_title("discriminator and generator")
     for axis, key in zip(axes[1:], others):
-        epochs = np.arange(1, len(logs[key]) + 1)
-        axis.plot(epochs, logs[key], label="train")
-        if f"val_{key}" in logs:
-            axis.plot(epochs, logs[f"val_{key}"], label="validation")
-            axis.legend()
-        axis.set_title(key)
+        _plot_curve(axis, logs, key)
     for axis in axes:
         axis.set_xlabel("epoch")
     figure.suptitle(title)
