@@ -99,7 +99,7 @@ def main() -> int:
     parser.add_argument("--replicas", type=int, default=1, help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.steps is None:
-        options.steps = 20 if options.quick else 60
+        options.steps = 50 if options.quick else 200
     if options.worker:
         print(json.dumps(worker(options)))
         return 0
