@@ -1,4 +1,4 @@
-"""Training callbacks: KL warm-up, sample monitor (saves image grids), live history plot."""
+"""Training callbacks: KL warm-up for VAEs, and a sample monitor that saves image grids."""
 
 from __future__ import annotations
 

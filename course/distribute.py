@@ -182,13 +182,6 @@ def normal(shape, seed_generator, dtype="float32") -> tf.Tensor:
     return tf.random.stateless_normal(shape, seed=seed, dtype=dtype)
 
 
-def uniform(shape, seed_generator, dtype="float32") -> tf.Tensor:
-    """Uniform [0, 1) noise that differs between replicas (see :func:`normal`)."""
-    seed = tf.cast(seed_generator.next(), tf.int32)
-    seed = tf.random.experimental.stateless_fold_in(seed, replica_id())
-    return tf.random.stateless_uniform(shape, seed=seed, dtype=dtype)
-
-
 def wrap_for_mixed_precision(optimizer):
     """Wrap ``optimizer`` in ``LossScaleOptimizer`` when the global policy is mixed_float16.
 

@@ -57,14 +57,6 @@ def test_keras_random_alone_repeats_the_same_noise_on_every_replica(strategy):
     np.testing.assert_array_equal(draws[0], draws[1])
 
 
-def test_uniform_noise_differs_between_replicas(strategy):
-    with strategy.scope():
-        seed_generator = keras.random.SeedGenerator(3)
-    draws = run_on_replicas(strategy, lambda: distribute.uniform((5,), seed_generator))
-    assert not np.allclose(draws[0], draws[1])
-    assert 0.0 <= draws[0].min() and draws[0].max() < 1.0
-
-
 def test_scale_loss_divides_by_the_number_of_replicas(strategy):
     values = run_on_replicas(strategy, lambda: distribute.scale_loss(tf.constant(6.0)))
     assert values == [3.0, 3.0]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -50,6 +51,24 @@ class Run:
             resolver.task_type == "worker" and resolver.task_id == 0
         )
 
+    @property
+    def verbose(self) -> int:
+        """Keras' fit verbosity: a live progress bar on a terminal, one line per epoch in logs."""
+        return 1 if sys.stdout.isatty() else 2
+
+    def dataset(self, data, batch_size: int):
+        """A shuffled tf.data pipeline of ``data`` in global batches of ``batch_size``.
+
+        With several replicas the last, incomplete batch is dropped so that every replica gets
+        an equal share (the loss scaling by the number of replicas assumes equal shares).
+        """
+        from course import datasets
+
+        return datasets.as_dataset(
+            data, batch_size=batch_size, seed=self.seed,
+            drop_remainder=self.strategy.num_replicas_in_sync > 1,
+        )
+
     def epochs_or(self, default: int) -> int:
         """The epochs asked for on the command line, else the demo's default."""
         return default if self.epochs is None else self.epochs
@@ -76,7 +95,8 @@ class Run:
         """Save a model in the ``.keras`` format."""
         path = self.path(filename)
         model.save(path)
-        print(f"  wrote {path}")
+        print(f"  wrote {path} (load it with `from course import models` and "
+              "`keras.models.load_model`)")
         return path
 
 

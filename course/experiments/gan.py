@@ -29,17 +29,13 @@ def _digit_metrics(run: Run, images, requested_labels=None) -> dict:
 
 def _fit_gan(run: Run, model, data, epochs: int, monitor_every: int):
     """Compile inside the strategy scope and fit with a sample monitor; returns the history."""
-    from course import datasets
     from course.callbacks import SampleMonitor
 
     with run.strategy.scope():
         model.compile()
-    dataset = datasets.as_dataset(
-        data, batch_size=BATCH_SIZE, seed=run.seed,
-        drop_remainder=run.strategy.num_replicas_in_sync > 1,
-    )
     monitor = SampleMonitor(every=monitor_every, out_dir=str(run.path("samples")), seed=run.seed)
-    return model.fit(dataset, epochs=epochs, callbacks=[monitor])
+    return model.fit(run.dataset(data, BATCH_SIZE), epochs=epochs, callbacks=[monitor],
+                     verbose=run.verbose)
 
 
 @experiment("gan-mnist", "Convolutional GAN on MNIST digits: samples over training, digit scores")
@@ -147,7 +143,7 @@ def landmark_pbmc(run: Run) -> dict:
     print(f"  {split.n_landmarks} landmarks -> {split.n_targets} targets; cells: "
           f"{len(split.x_train)} train / {len(split.x_val)} validation / {len(split.x_test)} test")
     results, lgan, history = landmark_models(split, run.epochs_or(300), run.strategy, run.seed,
-                                             verbose=2)
+                                             verbose=run.verbose)
     predictions = {name: result["prediction"] for name, result in results.items()}
     # The per-gene training median is the best constant under MAE: a floor every model must beat.
     predictions["per-gene median"] = np.broadcast_to(

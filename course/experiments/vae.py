@@ -3,8 +3,6 @@ VAE of PBMC single-cell counts compared with PCA."""
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 
 from course.experiments import Run, experiment
@@ -18,18 +16,9 @@ def _fit(run: Run, model, data, epochs: int):
     """Compile inside the strategy scope and fit on a shuffled tf.data pipeline."""
     import keras
 
-    from course import datasets
-
     with run.strategy.scope():
         model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE))
-        dataset = datasets.as_dataset(
-            data, batch_size=BATCH_SIZE, seed=run.seed,
-            drop_remainder=run.strategy.num_replicas_in_sync > 1,
-        )
-        # The pipeline shuffles (shuffle=False only silences Keras' warning about it). A live
-        # progress bar on a terminal; one line per epoch in log files.
-        return model.fit(dataset, epochs=epochs, shuffle=False,
-                         verbose=1 if sys.stdout.isatty() else 2)
+    return model.fit(run.dataset(data, BATCH_SIZE), epochs=epochs, verbose=run.verbose)
 
 
 @experiment("vae-mnist", "VAE with a 2-D latent space on MNIST: manifold, samples, test ELBO/IWAE")

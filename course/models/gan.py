@@ -91,13 +91,10 @@ class AdversarialModel(keras.Model):
     """Base of the two-player models: a ``compile`` that takes one optimizer per player.
 
     Subclasses create ``self.generator`` and ``self.discriminator`` (functional models) in
-    ``__init__`` and then call ``self._finish_build()``.
+    ``__init__`` and then set ``self.built = True``: the wrapper is built from its sub-models,
+    so fit() needs no symbolic call to build it under a strategy, and .keras saving records
+    the optimizer state.
     """
-
-    def _finish_build(self) -> None:
-        # Mark the wrapper as built: fit() then needs no symbolic call to build it under a
-        # strategy, and .keras saving records the optimizer state.
-        self.built = True
 
     def compile(self, d_optimizer=None, g_optimizer=None, **kwargs) -> None:
         """Configure training with one optimizer per player (default Adam 2e-4, beta_1 0.5).
@@ -212,7 +209,7 @@ class GAN(AdversarialModel):
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
-        self._finish_build()
+        self.built = True  # Built from keras.Input: see AdversarialModel.
 
     def get_config(self) -> dict:
         # Keras 3.15's automatic config of Model subclasses records the DEFAULT argument

@@ -106,7 +106,7 @@ class LandmarkGAN(AdversarialModel):
             keras.metrics.Mean(name=name)
             for name in ("d_loss", "g_loss", "adversarial_loss", "l1_loss", "consistency_loss")
         ]
-        self._finish_build()
+        self.built = True  # Built from keras.Input: see AdversarialModel.
 
     def get_config(self) -> dict:
         # Listed by hand: Keras 3.15's automatic config of Model subclasses is unreliable.

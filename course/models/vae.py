@@ -236,8 +236,7 @@ class VAE(keras.Model):
             values = likelihoods.gaussian(x, outputs, log_variance)
         else:
             # The observed library size of each cell scales the decoded gene shares.
-            library = ops.sum(ops.cast(x, "float32"), axis=-1, keepdims=True)
-            values = self._count_log_likelihood(x, outputs, library)
+            values = self._count_log_likelihood(x, outputs, self._library(x))
         return ops.sum(ops.reshape(values, (ops.shape(values)[0], -1)), axis=-1)
 
     def _count_log_likelihood(self, x, outputs, library):
@@ -330,6 +329,7 @@ class VAE(keras.Model):
         return self._likelihood_mean(outputs, self._library(x))
 
     def _library(self, x):
+        """Each cell's total count (its library size), or None for non-count likelihoods."""
         if not self.is_count_model:
             return None
         return ops.sum(ops.cast(x, "float32"), axis=-1, keepdims=True)

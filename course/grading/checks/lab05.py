@@ -7,10 +7,9 @@ on them shows), and losses whose terms can be switched on one at a time.
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
+from course.datasets import LandmarkSplit
 from course.grading import CheckFailed, exercise
 from course.grading.checks.lab04 import bce_against_one, bce_against_zero, close, scalar
 
@@ -53,26 +52,20 @@ def linear_baseline_recovers_a_linear_map(ns):
         )
 
 
-@dataclasses.dataclass
-class TinySplit:
-    """A LandmarkSplit look-alike: an exact linear problem whose test cells are all NaN."""
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    n_landmarks: int
-    n_targets: int
-
-
-def tiny_split() -> TinySplit:
+def tiny_split() -> LandmarkSplit:
+    """An exact linear problem, laid out as ``landmark_split`` does, whose test cells are NaN."""
     landmarks, targets = linear_problem(n_cells=96)
-    nan_landmarks = np.full((16, landmarks.shape[1]), np.nan, "float32")
-    nan_targets = np.full((16, targets.shape[1]), np.nan, "float32")
-    return TinySplit(landmarks[:64], targets[:64], landmarks[64:], targets[64:],
-                     nan_landmarks, nan_targets, landmarks.shape[1], targets.shape[1])
+    n_landmarks, n_targets = landmarks.shape[1], targets.shape[1]
+    return LandmarkSplit(
+        x_train=landmarks[:64], y_train=targets[:64],
+        x_val=landmarks[64:], y_val=targets[64:],
+        x_test=np.full((16, n_landmarks), np.nan, "float32"),
+        y_test=np.full((16, n_targets), np.nan, "float32"),
+        landmark_genes=[f"landmark_{i}" for i in range(n_landmarks)],
+        target_genes=[f"target_{i}" for i in range(n_targets)],
+        train_index=np.arange(64), val_index=np.arange(64, 96), test_index=np.arange(96, 112),
+        mean=np.zeros(n_landmarks + n_targets), scale=np.ones(n_landmarks + n_targets),
+    )
 
 
 def loss_name(loss) -> str:
