@@ -1,15 +1,25 @@
-"""The checks registry: exercise ids -> check functions, and how to run one on a namespace.
+"""The checks registry: exercise ids -> checks, and how to run one on a namespace.
 
-A check is a plain function of the student's namespace (a dict of their globals). It returns
-nothing when the exercise is right and raises when it is not::
+A check has three parts, so that the grader can keep the verdict out of the student's process:
+
+- ``inputs(rng)`` draws the inputs (a dict of numeric arrays) from a fresh random generator;
+- ``probe(ns, inputs)`` calls the student's objects (``ns`` is their globals) on those inputs
+  and returns plain numeric arrays; it lives in ``course.grading.probes.labNN`` and is the
+  only part that runs in the student's kernel when a submission is graded;
+- the verdict ``(inputs, outputs)`` compares the outputs with references computed from the
+  inputs and raises ``CheckFailed(hint)`` when they are wrong::
 
     from course.grading import CheckFailed, exercise
+    from course.grading.probes import lab02 as probes
 
-    @exercise("2.1", points=2, title="Sample z with the reparameterization trick")
-    def check_sampler(ns):
-        z = ns["sample_z"](mean, log_var)       # a missing name fails with a clear message
-        if z.shape != mean.shape:
-            raise CheckFailed(f"z should have shape {mean.shape}, not {z.shape}")
+    def sampler_inputs(rng):
+        return {"z_mean": rng.normal(size=(1000, 3)), "z_log_var": rng.normal(size=(1000, 3))}
+
+    @exercise("2.1", points=3, probe=probes.sample_z, inputs=sampler_inputs)
+    def sample_z_verdict(inputs, outputs):
+        ...  # raise CheckFailed("...") when outputs are not right for these inputs
+
+In a notebook, ``check("2.1")`` runs the three parts in the kernel for instant feedback.
 
 The checks of lab N live in the module ``<package>.labNN`` and are imported the first time an
 exercise of lab N is needed. ``<package>`` is ``course.grading.checks`` unless the environment
@@ -20,6 +30,7 @@ their demo lab).
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import re
 import signal
@@ -28,6 +39,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
+
 from course.grading.limits import CHECK_TIMEOUT
 
 DEFAULT_CHECKS_PACKAGE = "course.grading.checks"
@@ -35,6 +48,9 @@ _EXERCISE_ID = re.compile(r"^(?P<lab>\d+)(\.\w+)+$")
 _LAB_IN_NAME = re.compile(r"(?<!\d)\d{2}(?!\d)")
 _MAX_MESSAGE = 300
 MISSING_NAME = "is not defined: did you delete or rename it?"
+# What a probe may return: at most this many arrays, each of at most this many elements.
+MAX_OUTPUTS = 64
+MAX_OUTPUT_SIZE = 10_000_000
 
 
 class CheckFailed(Exception):
@@ -52,14 +68,24 @@ class CheckTimeout(BaseException):
     """
 
 
+Arrays = dict[str, np.ndarray]
+
+
 @dataclass(frozen=True)
 class Exercise:
-    """A registered check: the exercise id, its points and title, and the check function."""
+    """A registered check: the exercise id, its points and title, and its three parts.
+
+    ``check`` is the verdict ``(inputs, outputs) -> None``; ``probe`` and ``inputs`` are
+    described in this module's docstring. ``probe is None`` marks an old-style check, a single
+    function of the student's namespace that runs wholly where it is called.
+    """
 
     id: str
     points: float
     title: str
-    check: Callable[[Mapping[str, Any]], None]
+    check: Callable[..., None]
+    probe: Callable[[Mapping[str, Any], Arrays], Mapping[str, Any]] | None = None
+    inputs: Callable[[np.random.Generator], Mapping[str, Any]] | None = None
 
     @property
     def lab(self) -> int:
@@ -101,22 +127,42 @@ class StudentNamespace(dict):
 _REGISTRY: dict[str, Exercise] = {}
 
 
-def exercise(exercise_id: str, points: float = 1, title: str = "") -> Callable:
-    """Register the decorated function as the check of exercise ``exercise_id``.
+def exercise(
+    exercise_id: str,
+    points: float = 1,
+    title: str = "",
+    probe: Callable | None = None,
+    inputs: Callable | None = None,
+) -> Callable:
+    """Register the decorated verdict as the check of exercise ``exercise_id``.
 
     Args:
         exercise_id: the exercise id, ``"<lab>.<number>"``, e.g. ``"2.1"``; it must match the
             ``### BEGIN SOLUTION 2.1`` marker in the solution notebook.
         points: points for passing the check (0 is allowed: a practice exercise).
         title: a short description; defaults to the first line of the function's docstring.
+        probe: ``probe(ns, inputs) -> dict of arrays``, a module-level function of a
+            ``course.grading.probes`` module (the kernel imports it by name).
+        inputs: ``inputs(rng) -> dict of arrays``; without it the probe gets ``{}``.
     """
     lab_of(exercise_id)
     if points < 0:
         raise ValueError(f"exercise {exercise_id}: points must be >= 0, got {points}")
+    if probe is None and inputs is not None:
+        raise ValueError(f"exercise {exercise_id}: inputs= needs a probe= to receive them")
+    if probe is not None and "<locals>" in probe.__qualname__:
+        raise ValueError(f"exercise {exercise_id}: the probe must be a module-level function")
 
-    def register(check: Callable[[Mapping[str, Any]], None]) -> Callable:
+    def register(check: Callable[..., None]) -> Callable:
         doc_title = (check.__doc__ or check.__name__).strip().splitlines()[0]
-        entry = Exercise(id=exercise_id, points=points, title=title or doc_title, check=check)
+        entry = Exercise(
+            id=exercise_id,
+            points=points,
+            title=title or doc_title,
+            check=check,
+            probe=probe,
+            inputs=inputs,
+        )
         previous = _REGISTRY.get(exercise_id)
         if previous is not None and _qualified_name(previous.check) != _qualified_name(check):
             raise ValueError(
@@ -176,33 +222,135 @@ def get_exercise(exercise_id: str) -> Exercise:
 
 
 def run_check(
-    entry: Exercise, namespace: Mapping[str, Any], timeout: float | None = CHECK_TIMEOUT
+    entry: Exercise,
+    namespace: Mapping[str, Any],
+    timeout: float | None = CHECK_TIMEOUT,
+    seed: int | None = None,
 ) -> CheckResult:
-    """Run one check on the student's namespace; never raises for anything the student did.
+    """Run one check wholly in this process; never raises for anything the student did.
 
     Args:
         entry: the exercise to check.
         namespace: the student's globals.
-        timeout: seconds before the check is stopped (None: no limit).
+        timeout: seconds before the probe (or an old-style check) is stopped (None: no limit).
+        seed: the seed of the inputs' random generator (None: fresh entropy).
+    """
+    if entry.probe is None:
+        try:
+            _call_with_time_limit(entry.check, StudentNamespace(namespace), timeout)
+        except BaseException as error:  # noqa: B036 - the student's errors, CheckTimeout too
+            return failed(entry, error, timeout)
+        return passed(entry)
+    inputs = make_inputs(entry, seed)
+    try:
+        outputs = run_probe(entry.probe, namespace, inputs, timeout)
+    except BaseException as error:  # noqa: B036
+        return failed(entry, error, timeout)
+    return judge(entry, inputs, outputs)
+
+
+def make_inputs(entry: Exercise, seed: int | None = None) -> Arrays:
+    """The inputs of ``entry``'s probe, drawn from a generator seeded with ``seed``."""
+    if entry.inputs is None:
+        return {}
+    return as_arrays(entry.inputs(np.random.default_rng(seed)), "the inputs")
+
+
+def run_probe(
+    probe: Callable, namespace: Mapping[str, Any], inputs: Arrays, timeout: float | None = None
+) -> Arrays:
+    """Call ``probe`` on the student's namespace and return its outputs as numeric arrays.
+
+    Raises whatever the student's code raised, ``CheckTimeout`` past ``timeout``, and
+    ``CheckFailed`` when the outputs are not a dict of numeric arrays.
+    """
+    box: list[Any] = []
+    _call_with_time_limit(
+        lambda ns: box.append(probe(ns, dict(inputs))), StudentNamespace(namespace), timeout
+    )
+    return as_arrays(box[0], "the probe's outputs")
+
+
+def judge(entry: Exercise, inputs: Arrays, outputs: Arrays) -> CheckResult:
+    """The verdict on a probe's outputs: full points when ``entry.check`` accepts them, else 0.
+
+    Runs in the grader's process; the outputs came from the student's kernel and are trusted
+    for nothing but being numeric arrays.
     """
     try:
-        _call_with_time_limit(entry.check, StudentNamespace(namespace), timeout)
-    except CheckTimeout:
-        message = f"took longer than {timeout:g} s and was stopped (an infinite loop?)"
-    except NotImplementedError as error:
-        message = (
-            f"not implemented yet: {_first_line(error) or f'Exercise {entry.id}: {entry.title}'}"
-        )
-    except AssertionError as error:
-        message = _first_line(error) or "the answer is not right yet (the check gave no details)"
+        entry.check(dict(inputs), as_arrays(outputs, "the probe's outputs"))
     except CheckFailed as error:
-        message = _first_line(error)
-    except Exception as error:  # any error in student code costs this exercise only
-        detail = _first_line(error)
-        message = f"{type(error).__name__}: {detail}" if detail else type(error).__name__
-    else:
-        return CheckResult(entry.id, entry.title, entry.points, entry.points, True, entry.title)
-    return CheckResult(entry.id, entry.title, 0, entry.points, False, message)
+        return failed(entry, error)
+    except Exception as error:  # outputs a verdict did not expect: a failure, not a crash
+        return failed(entry, CheckFailed(f"the outputs could not be checked ({error})"))
+    return passed(entry)
+
+
+def passed(entry: Exercise) -> CheckResult:
+    """The result of a passed check: exactly the exercise's points."""
+    return CheckResult(entry.id, entry.title, entry.points, entry.points, True, entry.title)
+
+
+def failed(entry: Exercise, error: BaseException, timeout: float | None = None) -> CheckResult:
+    """The result of a failed check (0 points), with a one-line hint made from ``error``."""
+    return CheckResult(entry.id, entry.title, 0, entry.points, False, hint(entry, error, timeout))
+
+
+def hint(entry: Exercise, error: BaseException, timeout: float | None = None) -> str:
+    """The one-line message shown for a check that raised ``error``."""
+    if isinstance(error, CheckTimeout):
+        limit = f"{timeout:g} s" if timeout is not None else "its time limit"
+        return f"took longer than {limit} and was stopped (an infinite loop?)"
+    if isinstance(error, NotImplementedError):
+        return f"not implemented yet: {_first_line(error) or f'Exercise {entry.id}: {entry.title}'}"
+    if isinstance(error, AssertionError):
+        return _first_line(error) or "the answer is not right yet (the check gave no details)"
+    if isinstance(error, CheckFailed):
+        return _first_line(error)
+    if not isinstance(error, Exception):  # KeyboardInterrupt, SystemExit in student code
+        return f"stopped by {type(error).__name__}"
+    detail = _first_line(error)
+    return f"{type(error).__name__}: {detail}" if detail else type(error).__name__
+
+
+def as_arrays(values: Any, what: str) -> Arrays:
+    """``values`` as a dict of numeric numpy arrays, or CheckFailed saying what is wrong.
+
+    Tensors are converted; bool, integer, float and short string arrays are accepted (strings
+    carry error records between kernel and grader); objects, pickles and huge arrays are not.
+    """
+    if not isinstance(values, Mapping):
+        raise CheckFailed(f"{what} are a {type(values).__name__}, not a dict of arrays")
+    if len(values) > MAX_OUTPUTS:
+        raise CheckFailed(f"{what} hold {len(values)} arrays; at most {MAX_OUTPUTS} are allowed")
+    arrays = {}
+    for key, value in values.items():
+        if not isinstance(key, str):
+            raise CheckFailed(f"{what} have a key {key!r} that is not a string")
+        arrays[key] = _as_array(value, f"{what}[{key!r}]")
+    return arrays
+
+
+def _as_array(value: Any, what: str) -> np.ndarray:
+    if not isinstance(value, (np.ndarray, np.generic, int, float, bool, str)):
+        import keras
+
+        try:
+            value = keras.ops.convert_to_numpy(value)
+        except Exception:
+            raise CheckFailed(f"{what} is a {type(value).__name__}, not an array") from None
+    array = np.asarray(value)
+    if array.dtype.kind not in "biufU":
+        raise CheckFailed(f"{what} has dtype {array.dtype}, not a number")
+    if array.size > MAX_OUTPUT_SIZE:
+        raise CheckFailed(f"{what} has {array.size} elements; at most {MAX_OUTPUT_SIZE}")
+    return array
+
+
+def probe_name(probe: Callable) -> tuple[str, str]:
+    """The (module, function) names by which a kernel imports ``probe``."""
+    module = inspect.getmodule(probe)
+    return (module.__name__ if module else probe.__module__), probe.__qualname__
 
 
 def _call_with_time_limit(function: Callable, argument: Any, timeout: float | None) -> None:

@@ -1,0 +1,107 @@
+"""The one harness for testing lab checks: a solution's definitions as a student namespace,
+mistakes made by redefining or editing one of them, and the check's verdict on it.
+
+    from lab_harness import assert_passes, edited_namespace, failure_message, solution_namespace
+
+    ns = solution_namespace(2)
+    assert_passes("2.1", ns)
+    wrong = edited_namespace(2, "sample_z", old="0.5 * z_log_var", new="z_log_var")
+    assert "standard deviation" in failure_message("2.1", wrong)
+
+The namespace holds the imports, UPPERCASE constants, the names in ``extra``, and the functions
+and classes of ``solutions/NN_*.py``; the training cells are not run.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import textwrap
+from collections.abc import Iterable
+from pathlib import Path
+
+from course.grading.registry import CheckResult, get_exercise, run_check
+
+SOLUTIONS = Path(__file__).resolve().parents[1] / "solutions"
+SEEDS = (0, 1, 2)
+
+
+def solution_path(lab: int) -> Path:
+    """The solution notebook of lab ``lab``."""
+    matches = sorted(SOLUTIONS.glob(f"{lab:02d}_*.py"))
+    assert len(matches) == 1, f"expected one solutions/{lab:02d}_*.py, found {matches}"
+    return matches[0]
+
+
+def solution_source(lab: int, *names: str) -> str:
+    """The source of the named top-level functions and classes of lab ``lab``'s solution."""
+    text = solution_path(lab).read_text()
+    nodes = {
+        node.name: node
+        for node in ast.parse(text).body
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef))
+    }
+    missing = [name for name in names if name not in nodes]
+    assert not missing, f"solution {lab} defines no {missing}"
+    return "".join(ast.get_source_segment(text, nodes[name]) + "\n\n\n" for name in names)
+
+
+@functools.cache
+def _definitions(lab: int, extra: frozenset[str]) -> tuple[ast.stmt, ...]:
+    tree = ast.parse(solution_path(lab).read_text())
+    kept = []
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef)):
+            kept.append(node)
+        elif isinstance(node, ast.Assign) and all(
+            isinstance(target, ast.Name) and (target.id.isupper() or target.id in extra)
+            for target in node.targets
+        ):
+            kept.append(node)
+    return tuple(kept)
+
+
+def solution_namespace(lab: int, extra: Iterable[str] = ("seed_generator",)) -> dict:
+    """A fresh namespace with the definitions of lab ``lab``'s solution (see the module doc)."""
+    nodes = list(_definitions(lab, frozenset(extra)))
+    namespace = {"__name__": "__main__"}
+    module = ast.Module(nodes, type_ignores=[])
+    exec(compile(module, str(solution_path(lab)), "exec"), namespace)
+    return namespace
+
+
+def with_mistake(namespace: dict, source: str) -> dict:
+    """A copy of ``namespace`` in which ``source`` (re)defines functions, classes or names."""
+    changed = dict(namespace)
+    exec(textwrap.dedent(source), changed)
+    return changed
+
+
+def edited_namespace(lab: int, name: str, old: str, new: str, namespace: dict | None = None):
+    """Lab ``lab``'s namespace with ``old`` replaced by ``new`` in the source of ``name``."""
+    source = solution_source(lab, name)
+    assert old in source, f"the solution's {name} no longer contains {old!r}"
+    base = solution_namespace(lab) if namespace is None else namespace
+    return with_mistake(base, source.replace(old, new))
+
+
+def grade(exercise_id: str, namespace: dict, seed: int = 0) -> CheckResult:
+    """The check's result, inputs drawn with ``seed``, everything in this process."""
+    return run_check(get_exercise(exercise_id), namespace, timeout=None, seed=seed)
+
+
+def assert_passes(exercise_id: str, namespace: dict, seeds: Iterable[int] = SEEDS) -> None:
+    """The check gives full points for every seed."""
+    for seed in seeds:
+        result = grade(exercise_id, namespace, seed)
+        assert result.passed, f"{exercise_id} (seed {seed}): {result.message}"
+        assert result.points == result.max_points
+
+
+def failure_message(exercise_id: str, namespace: dict, seed: int = 0) -> str:
+    """The hint of a failing check; fails the test if the check passes or shows a traceback."""
+    result = grade(exercise_id, namespace, seed)
+    assert not result.passed, f"exercise {exercise_id} passed a wrong answer"
+    assert result.points == 0
+    assert "Traceback" not in result.message
+    return result.message
