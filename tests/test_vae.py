@@ -95,6 +95,22 @@ def test_count_decoder_scales_to_the_requested_library_size(cells):
     np.testing.assert_allclose(model.sample(3).sum(axis=1), median, rtol=1e-4)
 
 
+def test_count_likelihoods_default_to_one_hidden_layer_of_128():
+    # The architecture that beats PCA on PBMC (benchmarks/vae.py); images keep (256, 128).
+    assert VAE((N_GENES,), likelihood="nb").hidden_units == (128,)
+    assert VAE((N_GENES,), likelihood="nb").get_config()["hidden_units"] == (128,)
+    assert VAE((28, 28, 1)).hidden_units == (256, 128)
+
+
+def test_the_vae_has_no_dropout_layers():
+    # Keras repeats the dropout mask on every replica, which breaks distributed equivalence.
+    model = count_vae("nb", batch_norm=True)
+    layers = model.encoder.layers + model.decoder.layers
+    assert not any(isinstance(layer, keras.layers.Dropout) for layer in layers)
+    with pytest.raises(ValueError, match="dropout"):
+        count_vae("nb", dropout=0.1)
+
+
 # Input checks --------------------------------------------------------------------------------
 
 
@@ -188,7 +204,7 @@ def test_save_and_load_keep_encodings_beta_and_optimizer_state(tmp_path, digits,
     if kind == "conv-bernoulli":
         model, x, labels = tiny_vae(network="conv", latent_dim=3), digits[0][:64], None
     elif kind == "nb":
-        model, x, labels = count_vae("nb", batch_norm=True, dropout=0.1), cells[0], None
+        model, x, labels = count_vae("nb", batch_norm=True), cells[0], None
     else:
         model = ConditionalVAE((N_GENES,), num_classes=3, latent_dim=3, hidden_units=(16,),
                                likelihood="zinb")

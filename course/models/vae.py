@@ -12,6 +12,10 @@ For counts (likelihood "poisson", "nb" or "zinb") we follow scVI: the encoder se
 log1p(counts); the decoder outputs each gene's share of the cell's transcripts (a softmax),
 scaled by the cell's observed library size (its total count) to give the mean ``mu``; the NB
 inverse dispersion ``theta`` is one trainable value per gene; ZINB adds dropout logits.
+
+``decoder="linear"`` gives LDVAE (Svensson et al., "Interpretable factor models of single-cell
+RNA-seq via variational autoencoders", Bioinformatics 2020): the decoder is one linear map of z
+(then the softmax), so each latent factor has one loading per gene (:meth:`VAE.loadings`).
 """
 
 from __future__ import annotations
@@ -26,6 +30,11 @@ from course import distribute, likelihoods, networks
 LIKELIHOODS = ("bernoulli", "gaussian", "poisson", "nb", "zinb")
 COUNT_LIKELIHOODS = ("poisson", "nb", "zinb")
 NETWORKS = ("dense", "conv")
+DECODERS = ("deep", "linear")
+# Measured by benchmarks/vae.py on the bundled PBMC cells: one hidden layer of 128 gives count
+# models a better latent space (kNN cell-type accuracy) than (256, 128), which loses to PCA.
+DEFAULT_HIDDEN_UNITS = (256, 128)
+COUNT_HIDDEN_UNITS = (128,)
 # A floor on the Gaussian variance: without it, features that never change (image borders,
 # genes that are always zero) drive their variance to zero and the likelihood to infinity.
 MIN_LOG_VARIANCE = -4.6
@@ -52,31 +61,37 @@ def _in_batches(function, arrays, batch_size: int = PREDICT_BATCH_SIZE):
 
 @keras.saving.register_keras_serializable(package="course")
 class VAE(keras.Model):
-    """A variational autoencoder (see the module docstring for the objective).
+    """A variational autoencoder (see the module docstring for the objective), or with
+    ``decoder="linear"`` an LDVAE (Svensson et al., Bioinformatics 2020).
 
     Args:
         input_shape: shape of one example, e.g. (28, 28, 1) for MNIST or (n_genes,) for counts.
         latent_dim: size of z.
         hidden_units: widths of the encoder's Dense layers, after its convolutions when
-            network='conv' (the decoder mirrors them).
+            network='conv' (the deep decoder mirrors them). Default: (128,) for count
+            likelihoods (it beats PCA on PBMC, see benchmarks/vae.py), else (256, 128).
         likelihood: "bernoulli" (images in [0, 1]), "gaussian" (real values, e.g. log-normalized
             expression), or for raw counts "poisson", "nb" or "zinb".
         beta: weight of the KL term (1 is the true ELBO; :class:`KLWarmup` ramps it up).
         network: "dense", or "conv" for images.
-        dropout: dropout rate after each hidden encoder layer.
+        decoder: "deep" (mirrors the encoder) or "linear" (LDVAE: one linear layer from z,
+            whose weights are the gene loadings of each factor; dense networks only).
         batch_norm: batch normalization in the hidden layers of encoder and decoder.
         seed: seed of the reparameterization noise.
+
+    There is no dropout: Keras draws the same dropout mask on every replica under
+    MirroredStrategy, so a distributed step would differ from the single-device one.
     """
 
     def __init__(
         self,
         input_shape: tuple[int, ...],
         latent_dim: int = 2,
-        hidden_units: tuple[int, ...] = (256, 128),
+        hidden_units: tuple[int, ...] | None = None,
         likelihood: str = "bernoulli",
         beta: float = 1.0,
         network: str = "dense",
-        dropout: float = 0.0,
+        decoder: str = "deep",
         batch_norm: bool = False,
         seed: int | None = None,
         **kwargs,
@@ -84,27 +99,40 @@ class VAE(keras.Model):
         super().__init__(**kwargs)
         self.data_shape = tuple(int(size) for size in input_shape)
         self.latent_dim = int(latent_dim)
+        if hidden_units is None:
+            hidden_units = COUNT_HIDDEN_UNITS if likelihood in COUNT_LIKELIHOODS else (
+                DEFAULT_HIDDEN_UNITS)
         self.hidden_units = tuple(int(units) for units in hidden_units)
         self.likelihood = likelihood
         self.network = network
+        self.decoder_kind = decoder
         self._check_arguments()
-        self.dropout = float(dropout)
         self.batch_norm = bool(batch_norm)
         self.seed = seed
         self.target_beta = float(beta)
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.encoder = self._build_encoder()
+        self.decoder = self._build_decoder()
+        self._add_weights(beta)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
+        self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
+        # The sub-models are built from keras.Input, so the wrapper is built too: fit() need
+        # not trace call() to build it, and saving keeps the optimizer state.
+        self.built = True
+
+    def _add_weights(self, beta: float) -> None:
+        """The variables outside the sub-models: beta, and the likelihood's own parameters."""
         # A variable, not a float: KLWarmup changes it during training, and it is saved.
         self.beta = self.add_weight(
             shape=(), initializer=keras.initializers.Constant(beta), trainable=False, name="beta"
         )
-        self.seed_generator = keras.random.SeedGenerator(seed)
-        self.encoder = self._build_encoder()
-        self.decoder = self._build_decoder()
-        if likelihood in ("nb", "zinb"):
+        if self.likelihood in ("nb", "zinb"):
             # Gene-wise inverse dispersion, log-scale so theta = exp(log_theta) stays positive.
             self.log_theta = self.add_weight(
                 shape=self.data_shape, initializer="zeros", name="log_theta"
             )
-        if likelihood == "gaussian":
+        if self.likelihood == "gaussian":
             self.log_variance = self.add_weight(
                 shape=self.data_shape, initializer="zeros", name="log_variance"
             )
@@ -115,12 +143,6 @@ class VAE(keras.Model):
                 shape=(), initializer=keras.initializers.Constant(1e4), trainable=False,
                 name="library_size",
             )
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
-        self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
-        # The sub-models are built from keras.Input, so the wrapper is built too: fit() need
-        # not trace call() to build it, and saving keeps the optimizer state.
-        self.built = True
 
     def get_config(self) -> dict:
         # Written out: the automatic config of Model subclasses in Keras 3.15 records the
@@ -133,7 +155,7 @@ class VAE(keras.Model):
             "likelihood": self.likelihood,
             "beta": self.target_beta,
             "network": self.network,
-            "dropout": self.dropout,
+            "decoder": self.decoder_kind,
             "batch_norm": self.batch_norm,
             "seed": self.seed,
         }
@@ -155,6 +177,10 @@ class VAE(keras.Model):
             )
         if self.network not in NETWORKS:
             raise ValueError(f"Unknown network {self.network!r}; choose 'dense' or 'conv'.")
+        if self.decoder_kind not in DECODERS:
+            raise ValueError(f"Unknown decoder {self.decoder_kind!r}; choose 'deep' or 'linear'.")
+        if self.decoder_kind == "linear" and self.network == "conv":
+            raise ValueError("decoder='linear' (LDVAE) needs network='dense'.")
         if self.network == "conv" and len(self.data_shape) != 3:
             raise ValueError(
                 f"network='conv' needs images of shape (height, width, channels), got "
@@ -185,7 +211,6 @@ class VAE(keras.Model):
         hidden = networks.dense_stack(
             hidden,
             self.hidden_units,
-            dropout=self.dropout,
             batch_norm=self.batch_norm,
             name="encoder",
         )
@@ -197,9 +222,10 @@ class VAE(keras.Model):
         z = keras.Input((self.latent_dim,), name="z")
         conditions = self._condition_inputs()
         hidden = self._join(z, conditions, "decoder_condition")
-        hidden = networks.dense_stack(
-            hidden, self.hidden_units[::-1], batch_norm=self.batch_norm, name="decoder"
-        )
+        if self.decoder_kind == "deep":
+            hidden = networks.dense_stack(
+                hidden, self.hidden_units[::-1], batch_norm=self.batch_norm, name="decoder"
+            )
         if self.network == "conv":
             outputs = networks.conv_upsample(hidden, self.data_shape)
         elif self.is_count_model:
@@ -213,6 +239,17 @@ class VAE(keras.Model):
             # Bernoulli logits or Gaussian means.
             outputs = networks.output_layer(hidden, self.data_shape, name="output")
         return keras.Model([z, *conditions], outputs, name="decoder")
+
+    def loadings(self) -> np.ndarray:
+        """The gene loadings of an LDVAE: its decoder weights, shape (n_genes, latent_dim).
+
+        Column k says how factor z[k] moves the (pre-softmax, log-scale) expression of each gene.
+        """
+        if self.decoder_kind != "linear":
+            raise ValueError("loadings() needs a linear decoder: build VAE(decoder='linear').")
+        layer = self.decoder.get_layer("scale" if self.is_count_model else "output")
+        kernel = ops.convert_to_numpy(layer.kernel)[: self.latent_dim]
+        return kernel.reshape(self.latent_dim, -1).T.copy()
 
     # The model: encode, sample, decode, and the per-example loss terms --------------------------
 
