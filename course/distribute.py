@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import warnings
 
 import tensorflow as tf
 
 _STRATEGY = None
 _STRATEGY_KEY = None
 KINDS = ("auto", "mirrored", "multiworker", "default")
+# The newest Keras (major, minor) on which the multi-worker workaround was verified.
+VERIFIED_MULTIWORKER_KERAS = (3, 15)
 
 
 def configure_cpu_replicas(n: int) -> None:
@@ -106,12 +110,35 @@ def _patch_keras_for_multiworker() -> None:
        fails with "Attempt to convert a value (PerReplica...)". The local batch has the shapes.
     2. The step's scalar logs are averaged over workers with ``axis=0``, which is invalid for a
        scalar ("Invalid reduction dimension 0 for input with 0 dimensions"). Use ``axis=None``.
-    Both fixes touch only the multi-worker strategy; test_multiworker.py guards them.
+    Both fixes touch only the multi-worker strategy; test_multiworker.py guards them. They
+    patch private Keras code, so they are applied as verified only on Keras 3.10-3.15; a newer
+    Keras gets them with a warning (run tests/test_multiworker.py to see whether it still needs
+    them), and a Keras whose private trainer has changed shape gets a warning and no patch.
     """
+    import keras
     from keras.src.backend.tensorflow import trainer
 
     if getattr(trainer, "_course_multiworker_patch", False):
         return
+    version = tuple(int(part) for part in re.findall(r"\d+", keras.__version__)[:2])
+    if not hasattr(trainer, "reduce_per_replica") or not hasattr(
+        trainer.TensorFlowTrainer, "_maybe_symbolic_build"
+    ):
+        warnings.warn(
+            f"Keras {keras.__version__} changed the private trainer code that course patches "
+            "for MultiWorkerMirroredStrategy (keras#20585); fit is left unpatched and may fail "
+            "under the multi-worker strategy.",
+            stacklevel=3,
+        )
+        return
+    if version > VERIFIED_MULTIWORKER_KERAS:
+        warnings.warn(
+            f"Keras {keras.__version__} is newer than the last version on which course's "
+            "multi-worker workaround (keras#20585) was verified "
+            f"({'.'.join(map(str, VERIFIED_MULTIWORKER_KERAS))}); it is applied anyway. Run "
+            "tests/test_multiworker.py to check that it is still needed and still right.",
+            stacklevel=3,
+        )
     build = trainer.TensorFlowTrainer._maybe_symbolic_build
     reduce_per_replica = trainer.reduce_per_replica
 

@@ -93,3 +93,26 @@ def test_fit_on_a_dataset_does_not_warn_about_shuffle():
                             timeout=120, check=False)
     assert "trained" in result.stdout, result.stderr[-2000:]
     assert "shuffle=True" not in result.stderr
+
+
+def test_the_multiworker_patch_warns_on_an_unverified_keras(monkeypatch):
+    import keras
+    from keras.src.backend.tensorflow import trainer
+
+    monkeypatch.setattr(keras, "__version__", "3.99.0")
+    monkeypatch.setattr(trainer, "_course_multiworker_patch", False, raising=False)
+    monkeypatch.setattr(trainer.TensorFlowTrainer, "_maybe_symbolic_build",
+                        trainer.TensorFlowTrainer._maybe_symbolic_build)
+    monkeypatch.setattr(trainer, "reduce_per_replica", trainer.reduce_per_replica)
+    with pytest.warns(UserWarning, match="newer than the last version"):
+        distribute._patch_keras_for_multiworker()
+
+
+def test_the_multiworker_patch_is_skipped_when_keras_internals_changed(monkeypatch):
+    from keras.src.backend.tensorflow import trainer
+
+    monkeypatch.setattr(trainer, "_course_multiworker_patch", False, raising=False)
+    monkeypatch.delattr(trainer, "reduce_per_replica")
+    with pytest.warns(UserWarning, match="left unpatched"):
+        distribute._patch_keras_for_multiworker()
+    assert not trainer._course_multiworker_patch
