@@ -6,6 +6,7 @@ Heavy modules (nbclient, jupytext) are imported inside the handlers so ``course 
 from __future__ import annotations
 
 import argparse
+import sys
 
 from course.grading.limits import CELL_TIMEOUT, CHECK_TIMEOUT, TOTAL_TIMEOUT
 
@@ -16,8 +17,9 @@ def add_grade_parser(subparsers) -> None:
         "grade",
         help="grade lab submissions into JSON reports and a CSV",
         description="Run each submission (.py or .ipynb, or a folder of them) in a fresh "
-        "Jupyter kernel with COURSE_SMOKE=1, check its exercises, and write OUT/<name>.json "
-        "per submission plus OUT/grades.csv. Exits 0 even when submissions fail.",
+        "sandboxed Jupyter kernel with COURSE_SMOKE=1, judge its exercises in the grader, and "
+        "write OUT/<name>-<hash>.json per submission plus OUT/grades.csv (rebuilt from every "
+        "report in OUT). Exits 0 even when submissions fail.",
     )
     parser.add_argument("submissions", nargs="+", metavar="SUBMISSION", help="notebook or folder")
     parser.add_argument("--out", required=True, help="folder for the reports")
@@ -44,6 +46,42 @@ def add_grade_parser(subparsers) -> None:
     )
     parser.add_argument(
         "--full", action="store_true", help="run without COURSE_SMOKE=1 (full data and epochs)"
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="submissions graded in parallel (default 1)"
+    )
+    parser.add_argument(
+        "--no-calibrate",
+        action="store_true",
+        help="use the timeouts as they are instead of limits measured on the lab's solution",
+    )
+    parser.add_argument(
+        "--solutions",
+        default=None,
+        help="folder of the solution notebooks, run once per lab to calibrate the limits and "
+        "hidden from the kernels (default: ./solutions)",
+    )
+    parser.add_argument(
+        "--memory-gb",
+        type=float,
+        default=8,
+        help="address-space limit of each kernel in GiB (default 8; 0: no limit)",
+    )
+    sandbox = parser.add_mutually_exclusive_group()
+    sandbox.add_argument(
+        "--require-sandbox",
+        dest="sandbox",
+        action="store_const",
+        const=True,
+        default=None,
+        help="fail unless the kernels can be sandboxed (needs root and Linux namespaces)",
+    )
+    sandbox.add_argument(
+        "--no-sandbox",
+        dest="sandbox",
+        action="store_const",
+        const=False,
+        help="run the kernels unsandboxed (every report says so)",
     )
     parser.set_defaults(handler=_grade)
 
@@ -74,15 +112,24 @@ def _grade(args: argparse.Namespace) -> int:
     if not find_submissions(args.submissions):
         print(f"course grade: error: no .py or .ipynb files in {' '.join(args.submissions)}")
         return 2
-    grade(
-        args.submissions,
-        args.out,
-        lab=args.lab,
-        cell_timeout=args.cell_timeout,
-        total_timeout=args.total_timeout,
-        check_timeout=args.check_timeout,
-        smoke=not args.full,
-    )
+    try:
+        grade(
+            args.submissions,
+            args.out,
+            lab=args.lab,
+            cell_timeout=args.cell_timeout,
+            total_timeout=args.total_timeout,
+            check_timeout=args.check_timeout,
+            smoke=not args.full,
+            jobs=args.jobs,
+            calibrate=not args.no_calibrate,
+            solutions=args.solutions,
+            sandbox=args.sandbox,
+            memory_gb=args.memory_gb or None,
+        )
+    except ValueError as error:
+        print(f"course grade: error: {error}", file=sys.stderr)
+        return 2
     print(f"Reports and grades.csv written to {args.out}")
     return 0
 

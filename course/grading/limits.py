@@ -1,12 +1,59 @@
-"""Time limits of checking and grading, in seconds, shared by the API, the grader and the CLI."""
+"""Time limits of checking and grading, in seconds, and their calibration from a lab's solution.
+
+The constants are ceilings. ``course grade`` runs each lab's solution once (cached), measures
+each cell and each exercise's probe, and limits a submission's cell to ``slack`` times the
+matching solution cell plus a floor, never above the ceiling: an infinite loop then costs
+seconds, not the 300 s ceiling.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import difflib
+import hashlib
+import json
+import os
+import platform
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 CHECK_TIMEOUT = 60.0
 CELL_TIMEOUT = 300.0
 TOTAL_TIMEOUT = 1800.0
+# Calibrated limits: slack * measured + floor (seconds), at most the ceiling.
+SLACK = 3.0
+CELL_FLOOR = 10.0
+PROBE_FLOOR = 10.0
+TOTAL_FLOOR = 120.0
+_MATCH_RATIO = 0.6  # how alike a submission's cell must be to a solution cell to share its limit
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What the solution of a lab took: seconds per code cell (with its source) and per probe."""
+
+    cells: tuple[tuple[str, float], ...]
+    probes: dict[str, float]
+    total: float
+    solution: str = ""
+    points: float = 0.0
+    max_points: float = 0.0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> Calibration:
+        data = json.loads(text)
+        cells = tuple((str(source), float(seconds)) for source, seconds in data["cells"])
+        probes = {str(key): float(value) for key, value in data["probes"].items()}
+        return cls(
+            cells=cells,
+            probes=probes,
+            total=float(data["total"]),
+            solution=str(data.get("solution", "")),
+            points=float(data.get("points", 0)),
+            max_points=float(data.get("max_points", 0)),
+        )
 
 
 @dataclass(frozen=True)
@@ -14,14 +61,102 @@ class Limits:
     """Time limits of one grading run.
 
     Attributes:
-        cell: seconds before a cell is interrupted.
-        total: seconds for a whole submission, its checks included.
-        check: seconds for each exercise's check.
-        probe: seconds an interrupted kernel has to respond again (at most ``cell``) before
-            it is killed.
+        cell: seconds before a cell is interrupted (the ceiling when calibrated).
+        total: seconds for a whole submission, its checks included (the ceiling when calibrated).
+        check: seconds for each exercise's probe (the ceiling when calibrated).
+        interrupt: seconds an interrupted kernel has to respond again before it is killed.
+        calibration: the solution's measured times; None: every cell gets ``cell``.
+        slack: calibrated limit = slack * measured + floor.
     """
 
     cell: float = CELL_TIMEOUT
     total: float = TOTAL_TIMEOUT
     check: float = CHECK_TIMEOUT
-    probe: float = 10.0
+    interrupt: float = 10.0
+    calibration: Calibration | None = None
+    slack: float = SLACK
+    _matches: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def calibrated(self, calibration: Calibration | None) -> Limits:
+        """These ceilings with the measured times of a solution."""
+        return replace(self, calibration=calibration, _matches={})
+
+    def for_cell(self, source: str) -> float:
+        """The limit of a submission's cell: that of the most alike solution cell, else the
+        largest calibrated cell limit."""
+        if self.calibration is None or not self.calibration.cells:
+            return self.cell
+        if source not in self._matches:
+            best, best_ratio = None, _MATCH_RATIO
+            for solution_source, seconds in self.calibration.cells:
+                matcher = difflib.SequenceMatcher(None, source, solution_source, autojunk=False)
+                if matcher.real_quick_ratio() < best_ratio or matcher.quick_ratio() < best_ratio:
+                    continue
+                ratio = matcher.ratio()
+                if ratio >= best_ratio:
+                    best, best_ratio = seconds, ratio
+            measured = best if best is not None else max(s for _, s in self.calibration.cells)
+            self._matches[source] = self._scaled(measured, CELL_FLOOR, self.cell)
+        return self._matches[source]
+
+    def for_probe(self, exercise_id: str) -> float:
+        """The limit of one exercise's probe."""
+        if self.calibration is None or exercise_id not in self.calibration.probes:
+            return self.check
+        return self._scaled(self.calibration.probes[exercise_id], PROBE_FLOOR, self.check)
+
+    def for_total(self) -> float:
+        """The limit of a whole submission."""
+        if self.calibration is None:
+            return self.total
+        return self._scaled(self.calibration.total, TOTAL_FLOOR, self.total)
+
+    def describe(self) -> dict[str, object]:
+        """The limits as a report shows them."""
+        if self.calibration is None:
+            return {
+                "calibrated": False,
+                "cell": self.cell,
+                "probe": self.check,
+                "total": self.total,
+            }
+        cells = [self._scaled(s, CELL_FLOOR, self.cell) for _, s in self.calibration.cells]
+        probes = {key: self.for_probe(key) for key in self.calibration.probes}
+        return {
+            "calibrated": True,
+            "cell_max": max(cells, default=self.cell),
+            "probe": probes,
+            "total": self.for_total(),
+        }
+
+    def _scaled(self, measured: float, floor: float, ceiling: float) -> float:
+        return round(min(ceiling, self.slack * measured + floor), 1)
+
+
+def cache_path(solution: Path, smoke: bool, cache_dir: str | Path | None = None) -> Path:
+    """Where the calibration of ``solution`` is cached: keyed by its text, the checks of its lab,
+    the mode (smoke or full) and the Python version."""
+    folder = Path(cache_dir) if cache_dir else _default_cache_dir()
+    digest = hashlib.sha256()
+    digest.update(solution.read_bytes())
+    digest.update(f"smoke={smoke} python={platform.python_version()}".encode())
+    return folder / f"{solution.stem}-{digest.hexdigest()[:16]}.json"
+
+
+def load_cached(path: Path) -> Calibration | None:
+    try:
+        return Calibration.from_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def save_cached(calibration: Calibration, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(calibration.to_json(), encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "course" / "grading"

@@ -1,0 +1,182 @@
+"""Grading reports: their schema, unique file names, atomic writes, and ``grades.csv``.
+
+Each submission's report is ``OUT/<name>-<hash>.json``: ``name`` is a readable form of the file
+name, ``hash`` is taken from the bytes of its absolute path, so two different files never
+share a report whatever their names (case, folders, bytes that are not UTF-8), and grading
+the same file again replaces its report. ``grades.csv`` is rebuilt from every report in the
+folder after each report is written, so the two never disagree.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+SCHEMA = "course-grade-report/2"
+CSV_NAME = "grades.csv"
+STATUSES = ("ok", "not attempted", "timeout", "crashed", "error")
+EXERCISE_KEYS = {"id": str, "title": str, "message": str, "passed": bool}
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_NOTEBOOK_SUFFIX = re.compile(r"\.(py|ipynb)$", re.IGNORECASE)
+
+
+class InvalidReport(ValueError):
+    """A report file that does not follow the schema."""
+
+
+def display_path(path: str | Path) -> str:
+    """A path as printable text: bytes that are not UTF-8 become ``\\xNN`` escapes."""
+    return os.fsencode(os.fspath(path)).decode("utf-8", "backslashreplace")
+
+
+def report_name(path: str | Path) -> str:
+    """The report file name (without ``.json``) of a submission, unique per absolute path."""
+    raw = os.fsencode(os.path.realpath(os.fspath(path)))
+    stem = _NOTEBOOK_SUFFIX.sub("", display_path(Path(os.fspath(path)).name))
+    readable = _UNSAFE.sub("_", stem).strip("._")[:60] or "submission"
+    return f"{readable}-{hashlib.sha256(raw).hexdigest()[:12]}"
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+    descriptor, temporary = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+    )
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as file:
+            file.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_report(report: dict[str, Any], out_dir: Path, name: str) -> Path:
+    """Validate ``report`` and write it as ``out_dir/name.json``, atomically."""
+    validate(report)
+    path = out_dir / f"{name}.json"
+    write_atomically(path, json.dumps(report, indent=2, ensure_ascii=True))
+    return path
+
+
+def validate(report: Any) -> dict[str, Any]:
+    """Raise InvalidReport unless ``report`` follows the schema (points within their maxima)."""
+    if not isinstance(report, dict):
+        raise InvalidReport("a report is a JSON object")
+    if report.get("schema") != SCHEMA:
+        raise InvalidReport(f"schema is {report.get('schema')!r}, not {SCHEMA!r}")
+    for key, kind in [("submission", str), ("status", str), ("message", str)]:
+        if not isinstance(report.get(key), kind):
+            raise InvalidReport(f"{key!r} is missing or not a {kind.__name__}")
+    if report["status"] not in STATUSES:
+        raise InvalidReport(f"status {report['status']!r} is not one of {STATUSES}")
+    lab = report.get("lab")
+    if lab is not None and (isinstance(lab, bool) or not isinstance(lab, int)):
+        raise InvalidReport("'lab' is not a number")
+    exercises = report.get("exercises")
+    if not isinstance(exercises, list):
+        raise InvalidReport("'exercises' is missing or not a list")
+    ids = set()
+    for entry in exercises:
+        if not isinstance(entry, dict):
+            raise InvalidReport("an exercise is not an object")
+        for key, kind in EXERCISE_KEYS.items():
+            if not isinstance(entry.get(key), kind):
+                raise InvalidReport(f"exercise key {key!r} is missing or not a {kind.__name__}")
+        if entry["id"] in ids:
+            raise InvalidReport(f"exercise {entry['id']} appears twice")
+        ids.add(entry["id"])
+        points, maximum = _number(entry.get("points")), _number(entry.get("max_points"))
+        if points is None or maximum is None or not 0 <= points <= maximum:
+            raise InvalidReport(f"exercise {entry['id']}: points must lie in [0, max_points]")
+        if points > 0 and not entry["passed"]:
+            raise InvalidReport(f"exercise {entry['id']}: points for a failed exercise")
+    total = sum(entry["points"] for entry in exercises)
+    maximum = sum(entry["max_points"] for entry in exercises)
+    if not (_close(report.get("points"), total) and _close(report.get("max_points"), maximum)):
+        raise InvalidReport("'points' and 'max_points' are not the sums over the exercises")
+    return report
+
+
+def read_reports(out_dir: Path) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    """The valid reports in ``out_dir`` and (file name, problem) for report files that are not.
+
+    JSON files without the report schema marker are not reports and are left alone.
+    """
+    reports, invalid = [], []
+    for path in sorted(out_dir.glob("*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            invalid.append((path.name, f"unreadable: {error}"))
+            continue
+        if not isinstance(data, dict) or "schema" not in data:
+            continue
+        try:
+            reports.append(validate(data))
+        except InvalidReport as error:
+            invalid.append((path.name, str(error)))
+    return reports, invalid
+
+
+def rebuild_csv(out_dir: Path) -> Path:
+    """Rewrite ``out_dir/grades.csv`` from every report in ``out_dir``, atomically.
+
+    Columns: submission, lab, one per exercise, total, max, status, reason (why the submission
+    did not get every point: the grader's message, else the first failed exercise's hint).
+    """
+    reports, invalid = read_reports(out_dir)
+    reports.sort(key=lambda report: (report["lab"] or 0, report["submission"]))
+    ids = list(dict.fromkeys(entry["id"] for report in reports for entry in report["exercises"]))
+    ids.sort(key=_id_order)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["submission", "lab", *ids, "total", "max", "status", "reason"])
+    for report in reports:
+        points = {entry["id"]: entry["points"] for entry in report["exercises"]}
+        row = [report["submission"], "" if report["lab"] is None else report["lab"]]
+        row += [_format(points[key]) if key in points else "" for key in ids]
+        row += [_format(report["points"]), _format(report["max_points"]), report["status"]]
+        writer.writerow([*row, reason(report)])
+    for name, problem in invalid:
+        writer.writerow([name, "", *[""] * len(ids), "", "", "error", f"invalid report: {problem}"])
+    path = out_dir / CSV_NAME
+    write_atomically(path, buffer.getvalue())
+    return path
+
+
+def reason(report: dict[str, Any]) -> str:
+    """Why a report has fewer than all points, in one line ('' when it has them all)."""
+    if report["message"]:
+        return report["message"]
+    for entry in report["exercises"]:
+        if not entry["passed"]:
+            return f"{entry['id']}: {entry['message']}"
+    return ""
+
+
+def _id_order(exercise_id: str) -> tuple:
+    return tuple(int(part) if part.isdigit() else math.inf for part in exercise_id.split("."))
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _close(value: Any, expected: float) -> bool:
+    number = _number(value)
+    return number is not None and abs(number - expected) < 1e-9
+
+
+def _format(value: float) -> str:
+    return f"{value:g}"

@@ -1,0 +1,1 @@
+"""Probes of the demo lab (kernel side), used with the checks in ``demo_checks``."""
