@@ -1,4 +1,8 @@
-"""Checks of lab 1, Keras and TensorFlow for expression data (solutions/01_keras_basics.py)."""
+"""Checks of lab 1, Keras and TensorFlow for expression data (solutions/01_keras_basics.py).
+
+Each exercise: random inputs drawn by the grader, a probe in ``course.grading.probes.lab01``
+that runs the student's code on them, and a verdict here that recomputes the answer.
+"""
 
 from __future__ import annotations
 
@@ -6,113 +10,244 @@ import numpy as np
 
 from course.grading.checks.tools import (
     expect_finite,
-    expect_logs,
-    expect_loss_falls,
+    expect_keys,
     expect_shape,
-    fit_on_one_batch,
-    to_numpy,
+    expect_training_step,
+    gradient_step,
 )
+from course.grading.probes import lab01 as probes
 from course.grading.registry import CheckFailed, exercise
 
+EPSILON = 1e-6
+HIDDEN_UNITS = 128
 
-def _expression(n_cells: int = 40, n_genes: int = 6) -> np.ndarray:
-    """Log-expression-like values: genes with different levels and spreads, the last constant."""
-    rng = np.random.default_rng(1)
-    levels = np.linspace(0.5, 4.0, n_genes)
-    spreads = np.linspace(0.2, 2.0, n_genes)
+
+def _close(a, b, rtol: float = 1e-4, atol: float = 1e-4) -> bool:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return a.shape == b.shape and bool(np.allclose(a, b, rtol=rtol, atol=atol))
+
+
+# --- 1.1 --------------------------------------------------------------------------------------
+
+
+def standardize_inputs(rng):
+    """Genes of random levels and spreads in 30-60 cells; one gene is the same in every cell."""
+    n_cells, n_genes = int(rng.integers(30, 61)), int(rng.integers(5, 10))
+    levels = rng.uniform(0.5, 4.0, n_genes)
+    spreads = rng.uniform(0.2, 2.5, n_genes)
     expression = levels + spreads * rng.normal(size=(n_cells, n_genes))
-    expression[:, -1] = 3.0
-    return expression.astype("float32")
+    # An exactly representable value, so every way of averaging it gives it back exactly.
+    expression[:, rng.integers(n_genes)] = rng.choice([1.5, 2.0, 2.5, 3.0])
+    return {"expression": expression.astype("float32")}
 
 
-@exercise("1.1", points=2, title="Standardize each gene")
-def standardize_gives_genes_mean_0_and_std_1(ns):
-    expression = _expression()
-    result = to_numpy(ns["standardize"](expression), "standardize")
-    expect_shape(result, expression.shape, "standardize(expression)",
+@exercise("1.1", points=2, title="Standardize each gene", probe=probes.standardize,
+          inputs=standardize_inputs)
+def standardize_verdict(inputs, outputs):
+    expect_keys(outputs, ["standardized"])
+    x = np.float64(inputs["expression"])
+    result = np.asarray(outputs["standardized"], np.float64)
+    expect_shape(result, x.shape, "standardize(expression)",
                  "return a matrix of the same shape as the input")
     expect_finite(result, "the standardized matrix",
-                  "a gene with the same value in every cell has standard deviation 0; add a "
-                  "small epsilon (1e-6) to the standard deviation")
-    varying = result[:, :-1]
-    if not np.allclose(varying.mean(axis=0), 0.0, atol=1e-3):
-        if np.allclose(result.mean(axis=1), 0.0, atol=1e-3):
-            raise CheckFailed(
-                "you standardized each cell (row); standardize each gene (column) over the "
-                "cells: reduce over axis=0"
-            )
-        raise CheckFailed("the genes' means are not 0: subtract each gene's mean over the cells "
-                          "(ops.mean with axis=0, keepdims=True)")
-    stds = varying.std(axis=0)
-    if np.allclose(stds, 1.0, rtol=0.05):
+                  "a gene with the same value in every cell has standard deviation 0; the "
+                  "small epsilon in the denominator is there for it")
+    varying = x.std(axis=0) > 0
+    mean, std = x.mean(axis=0), x.std(axis=0)
+    # rtol 2e-2 also accepts the sample standard deviation (n - 1) of 30 or more cells.
+    if _close(result[:, varying], ((x - mean) / (std + EPSILON))[:, varying], 2e-2, 1e-3):
+        if np.allclose(result[:, ~varying], 0.0, atol=1e-2):
+            return
+        raise CheckFailed("a gene with the same value in every cell should become 0 "
+                          "everywhere: subtract its mean before dividing")
+    row_mean, row_std = x.mean(axis=1, keepdims=True), x.std(axis=1, keepdims=True)
+    mistakes = [
+        ((x - row_mean) / (row_std + EPSILON),
+         "you standardized each cell (row); standardize each gene (column): its mean and "
+         "standard deviation come from reducing over the cells, axis 0"),
+        ((x - x.mean()) / (x.std() + EPSILON),
+         "you used one mean and one standard deviation for the whole matrix: each gene needs "
+         "its own, reduced over the cells only (axis 0, keepdims=True)"),
+        ((x - mean) / (std**2 + EPSILON),
+         "you divided by the variance: scale each gene by its standard deviation, the square "
+         "root of the variance"),
+        (x - mean,
+         "the genes are centred but not scaled: divide by each gene's standard deviation"),
+        (x / (std + EPSILON),
+         "the genes are scaled but not centred: subtract each gene's mean first"),
+        (x - mean / (std + EPSILON),
+         "you divided only the mean by the standard deviation: mind the operator precedence, "
+         "put the difference in parentheses"),
+    ]
+    for expected, message in mistakes:
+        if _close(result[:, varying], expected[:, varying], 2e-2, 1e-3):
+            raise CheckFailed(message)
+    means, stds = result[:, varying].mean(axis=0), result[:, varying].std(axis=0)
+    raise CheckFailed(
+        f"the genes' means over the cells are {np.round(means, 2).tolist()[:4]} and their "
+        f"standard deviations {np.round(stds, 2).tolist()[:4]}: each gene should have mean 0 "
+        "and standard deviation 1"
+    )
+
+
+# --- 1.2 --------------------------------------------------------------------------------------
+
+
+def encoder_inputs(rng):
+    """Random sizes, random weights of a Dense(128) + Dense(latent_dim) encoder, random cells."""
+    n_genes, latent_dim = int(rng.integers(5, 13)), int(rng.integers(2, 6))
+    shapes = [(n_genes, HIDDEN_UNITS), (HIDDEN_UNITS,), (HIDDEN_UNITS, latent_dim), (latent_dim,)]
+    fan_in = [n_genes, 1, HIDDEN_UNITS, 1]
+    inputs = {
+        f"weight_{index}": (rng.normal(size=shape) * 1.5 / np.sqrt(fan)).astype("float32")
+        for index, (shape, fan) in enumerate(zip(shapes, fan_in))
+    }
+    inputs["expression"] = (1.5 * rng.normal(size=(32, n_genes))).astype("float32")
+    inputs["n_genes"], inputs["latent_dim"] = np.int64(n_genes), np.int64(latent_dim)
+    return inputs
+
+
+ACTIVATIONS = {
+    "linear": lambda v: v,
+    "relu": lambda v: np.maximum(v, 0.0),
+    "tanh": np.tanh,
+    "sigmoid": lambda v: 1.0 / (1.0 + np.exp(-v)),
+    "softmax": lambda v: np.exp(v - v.max(-1, keepdims=True))
+    / np.exp(v - v.max(-1, keepdims=True)).sum(-1, keepdims=True),
+}
+SQUASHING = ("tanh", "sigmoid", "softmax")
+
+
+@exercise("1.2", points=2, title="An encoder with the functional API", probe=probes.encoder,
+          inputs=encoder_inputs)
+def encoder_verdict(inputs, outputs):
+    expect_keys(outputs, ["weight_shapes", "n_outputs", "weights_set"])
+    n_genes, latent_dim = int(inputs["n_genes"]), int(inputs["latent_dim"])
+    if int(outputs["n_outputs"]) != 1:
+        raise CheckFailed(f"the encoder has {int(outputs['n_outputs'])} outputs; it should "
+                          "have one, the code")
+    if not int(outputs["weights_set"]):
+        _explain_weight_shapes(np.asarray(outputs["weight_shapes"]), n_genes, latent_dim)
+    expect_keys(outputs, ["codes"])
+    codes = np.asarray(outputs["codes"], np.float64)
+    expect_shape(codes, (len(inputs["expression"]), latent_dim),
+                 f"the code of {len(inputs['expression'])} cells (latent_dim={latent_dim})")
+    w0, b0, w1, b1 = (np.float64(inputs[f"weight_{index}"]) for index in range(4))
+    pre_hidden = np.float64(inputs["expression"]) @ w0 + b0
+    found = {
+        (hidden, code): ACTIVATIONS[code](ACTIVATIONS[hidden](pre_hidden) @ w1 + b1)
+        for hidden in ACTIVATIONS if hidden != "softmax" for code in ACTIVATIONS
+    }
+    match = next((key for key, value in found.items() if _close(codes, value, 1e-3, 1e-3)), None)
+    if match == ("relu", "linear"):
         return
-    if np.allclose(stds, 1.0 / expression[:, :-1].std(axis=0), rtol=0.05):
-        raise CheckFailed("the genes' standard deviations are not 1: divide by the standard "
-                          "deviation (ops.std), not by the variance")
-    raise CheckFailed(f"the genes' standard deviations are {np.round(stds, 2).tolist()}, not 1: "
-                      "divide by each gene's standard deviation over the cells")
+    if match and match[0] == "relu":
+        if match[1] == "relu":
+            raise CheckFailed("the code is never negative: a code may be any real number, so "
+                              "the last Dense layer takes no activation")
+        raise CheckFailed(f"the code passes through {match[1]}, which squashes it into a small "
+                          "range: a code may be any real number, so the last Dense layer takes "
+                          "no activation")
+    if match and match[0] == "linear":
+        raise CheckFailed("the hidden layer has no activation, so the whole encoder is linear: "
+                          "give the hidden Dense layer a ReLU")
+    if match:
+        raise CheckFailed(f"the hidden layer uses {match[0]}; the lab asks for a ReLU "
+                          "(activation='relu')")
+    if np.abs(codes).max() <= 1.0 < np.abs(found["relu", "linear"]).max():
+        raise CheckFailed("the code never leaves [-1, 1]: a squashing activation bounds it; "
+                          "the last Dense layer takes no activation")
+    raise CheckFailed("the codes are not those of Dense(128, ReLU) followed by a Dense layer "
+                      "without activation: is there anything else between input and code?")
 
 
-@exercise("1.2", points=2, title="An encoder with the functional API")
-def encoder_maps_genes_to_a_nonlinear_code(ns):
-    import keras
-
-    n_genes, latent_dim = 7, 3
-    encoder = ns["build_encoder"](n_genes, latent_dim)
-    if not isinstance(encoder, keras.Model):
-        raise CheckFailed(f"build_encoder returned {type(encoder).__name__}; return "
-                          "keras.Model(inputs, outputs, name='encoder')")
-    rng = np.random.default_rng(0)
-    a, b = (rng.normal(size=(64, n_genes)).astype("float32") for _ in range(2))
-    codes = encoder(a)
-    if isinstance(codes, (list, tuple)):
-        raise CheckFailed(f"the encoder has {len(codes)} outputs; it should have one, the code")
-    codes = to_numpy(codes, "the encoder")
-    expect_shape(codes, (64, latent_dim), f"the code of 64 cells (n_genes={n_genes}, "
-                 f"latent_dim={latent_dim})", "the last Dense layer needs latent_dim units")
-    dense_layers = [layer for layer in encoder.layers if isinstance(layer, keras.layers.Dense)]
-    if len(dense_layers) < 2:
-        raise CheckFailed("the encoder has no hidden layer: put a Dense(128, activation='relu') "
-                          "between the input and the code")
-    if codes.min() >= 0.0:
-        raise CheckFailed("the code is never negative: the last Dense layer should have no "
-                          "activation")
-    zero = np.zeros_like(a)
-    additive = to_numpy(encoder(a), "") + to_numpy(encoder(b), "")
-    if np.allclose(additive, to_numpy(encoder(a + b), "") + to_numpy(encoder(zero), ""),
-                   atol=1e-4):
-        raise CheckFailed("the encoder is linear: give the hidden Dense layer "
-                          "activation='relu'")
+def _explain_weight_shapes(shapes: np.ndarray, n_genes: int, latent_dim: int) -> None:
+    """Raise a hint on why the encoder's weights are not those of Dense(128) -> Dense(code)."""
+    kernels = [row[:2] for row in shapes if row[1] >= 0 and row[2] < 0]
+    if not kernels:
+        raise CheckFailed("the encoder has no Dense layer: build it from keras.Input through "
+                          "a hidden Dense layer to the code")
+    if kernels[0][0] != n_genes:
+        raise CheckFailed(f"the encoder expects {kernels[0][0]} inputs, but n_genes = "
+                          f"{n_genes}: build its keras.Input from the n_genes argument")
+    if kernels[-1][1] != latent_dim:
+        raise CheckFailed(f"the code has {kernels[-1][1]} units, but latent_dim = {latent_dim}: "
+                          "the last Dense layer needs latent_dim units (use the argument)")
+    if len(kernels) == 1:
+        raise CheckFailed("the encoder has no hidden layer: put a Dense layer of 128 units "
+                          "with a ReLU between the input and the code")
+    if len(kernels) > 2:
+        raise CheckFailed(f"the encoder has {len(kernels)} Dense layers; the lab asks for one "
+                          "hidden layer of 128 units and the code layer")
+    if kernels[0][1] != HIDDEN_UNITS:
+        raise CheckFailed(f"the hidden layer has {kernels[0][1]} units; the lab asks for "
+                          f"{HIDDEN_UNITS}")
+    described = ", ".join(str(tuple(int(d) for d in row if d >= 0)) for row in shapes)
+    raise CheckFailed(f"the encoder's weights have shapes {described}: expected a Dense layer "
+                      f"of {HIDDEN_UNITS} units, then one of latent_dim units (both with biases)")
 
 
-@exercise("1.3", points=2, title="The reconstruction loss")
-def loss_sums_over_genes_and_averages_over_cells(ns):
-    rng = np.random.default_rng(3)
-    n_cells, n_genes = 6, 4
-    expression = rng.normal(size=(n_cells, n_genes)).astype("float32")
-    reconstruction = rng.normal(size=(n_cells, n_genes)).astype("float32")
-    loss_function = ns["reconstruction_loss"]
-    loss = to_numpy(loss_function(expression, reconstruction), "reconstruction_loss")
+# --- 1.3 --------------------------------------------------------------------------------------
+
+
+def loss_inputs(rng):
+    """A random batch of cells and a noisy reconstruction of it (more cells than genes)."""
+    n_genes = int(rng.integers(3, 9))
+    n_cells = int(rng.integers(n_genes + 2, 21))
+    expression = rng.normal(size=(n_cells, n_genes)) * rng.uniform(0.5, 3.0)
+    noise = rng.normal(size=expression.shape) * rng.uniform(0.3, 1.5, n_genes)
+    return {"expression": expression.astype("float32"),
+            "reconstruction": (expression + noise).astype("float32")}
+
+
+@exercise("1.3", points=2, title="The reconstruction loss", probe=probes.reconstruction_loss,
+          inputs=loss_inputs)
+def reconstruction_loss_verdict(inputs, outputs):
+    expect_keys(outputs, ["loss", "perfect"])
+    x = np.float64(inputs["expression"])
+    difference = x - np.float64(inputs["reconstruction"])
+    n_cells, n_genes = x.shape
+    loss = np.asarray(outputs["loss"], np.float64)
     if loss.shape == (n_cells,):
         raise CheckFailed("reconstruction_loss returns one value per cell: average them over "
-                          "the cells with ops.mean to get one number")
+                          "the cells to get one number")
+    if loss.shape == (n_genes,):
+        raise CheckFailed("reconstruction_loss returns one value per gene: sum over the genes "
+                          "of each cell, then average over the cells")
+    if loss.shape == x.shape:
+        raise CheckFailed("reconstruction_loss returns one value per cell and gene: reduce it "
+                          "to one number")
     expect_shape(loss, (), "reconstruction_loss", "return a single number")
-    perfect = to_numpy(loss_function(expression, expression), "reconstruction_loss")
-    if abs(float(perfect)) > 1e-6:
+    expect_finite(loss, "reconstruction_loss")
+    perfect = np.asarray(outputs["perfect"], np.float64)
+    if perfect.shape == () and abs(float(perfect)) > 1e-5:
         raise CheckFailed(f"the loss of a perfect reconstruction is {float(perfect):.3g}, not 0")
-    difference = expression.astype(np.float64) - reconstruction
-    expected = np.mean(np.sum(difference**2, axis=-1))
-    mistakes = [
-        (expected / n_genes, "you averaged over the genes too: sum the squared errors over the "
-                             "genes (axis=-1), then average over the cells"),
-        (expected * n_cells, "you summed over the cells: average over the cells (ops.mean) "
-                             "after summing over the genes"),
-        (np.mean(np.sum(np.abs(difference), axis=-1)), "use squared differences, not absolute "
-                                                       "values"),
-        (np.mean(np.sum(difference, axis=-1)), "square the differences before summing them"),
-    ]
+    squared = difference**2
+    expected = squared.sum(axis=-1).mean()
     if np.isclose(loss, expected, rtol=1e-4):
         return
+    mistakes = [
+        (squared.mean(),
+         "you averaged over the genes too: a cell's error is the sum over its genes; only the "
+         "cells are averaged"),
+        (squared.sum(),
+         "you summed over the cells as well: average over the cells, so that the batch size "
+         "does not change the loss"),
+        (squared.sum(axis=0).mean(),
+         "the axes are swapped: you summed over the cells and averaged over the genes; sum "
+         "each cell's errors over its genes, then average over the cells"),
+        (np.abs(difference).sum(axis=-1).mean(),
+         "you used absolute differences (an L1 loss): the lab's loss squares them"),
+        (difference.sum(axis=-1).mean(),
+         "the differences are not squared, so positive and negative errors cancel"),
+        (np.sqrt(squared.sum(axis=-1)).mean(),
+         "you took a square root (a distance): the loss is the squared error itself"),
+        (np.sqrt(squared.mean()),
+         "this is the root-mean-square error: the loss is the squared error summed over genes, "
+         "averaged over cells, without a square root"),
+        (0.5 * expected,
+         "the loss is half the squared error: the lab's loss has no factor 1/2"),
+    ]
     for value, message in mistakes:
         if np.isclose(loss, value, rtol=1e-4):
             raise CheckFailed(message)
@@ -120,26 +255,54 @@ def loss_sums_over_genes_and_averages_over_cells(ns):
                       f"averaged over cells is {expected:.4g}")
 
 
-def _tiny_autoencoder_parts(keras, n_genes: int = 5, latent_dim: int = 2):
-    init = keras.initializers.GlorotUniform
-    inputs = keras.Input((n_genes,))
-    hidden = keras.layers.Dense(16, activation="relu", kernel_initializer=init(1))(inputs)
-    code = keras.layers.Dense(latent_dim, kernel_initializer=init(2))(hidden)
-    encoder = keras.Model(inputs, code)
-    code_input = keras.Input((latent_dim,))
-    hidden = keras.layers.Dense(16, activation="relu", kernel_initializer=init(3))(code_input)
-    reconstruction = keras.layers.Dense(n_genes, kernel_initializer=init(4))(hidden)
-    return encoder, keras.Model(code_input, reconstruction)
+# --- 1.4 --------------------------------------------------------------------------------------
 
 
-@exercise("1.4", points=3, title="A training step with GradientTape")
-def train_step_makes_the_loss_fall(ns):
-    import keras
+def train_step_inputs(rng):
+    """Random weights of a small dense autoencoder, a random low-rank batch, a learning rate."""
+    n_genes, latent_dim, hidden = int(rng.integers(4, 9)), 2, 16
+    inputs = {}
+    for part, sizes in (("encoder", (n_genes, hidden, latent_dim)),
+                        ("decoder", (latent_dim, hidden, n_genes))):
+        for layer, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            kernel = rng.normal(size=(fan_in, fan_out)) / np.sqrt(fan_in)
+            inputs[f"{part}_{2 * layer}"] = kernel.astype("float32")
+            inputs[f"{part}_{2 * layer + 1}"] = (0.1 * rng.normal(size=fan_out)).astype("float32")
+    factors = rng.normal(size=(32, 2)) @ rng.normal(size=(2, n_genes))
+    inputs["expression"] = (factors + 0.1 * rng.normal(size=factors.shape)).astype("float32")
+    inputs["learning_rate"] = np.float64(rng.uniform(0.005, 0.02))
+    return inputs
 
-    rng = np.random.default_rng(4)
-    factors = rng.normal(size=(32, 2)) @ rng.normal(size=(2, 5))
-    expression = (factors + 0.1 * rng.normal(size=factors.shape)).astype("float32")
-    model = ns["Autoencoder"](*_tiny_autoencoder_parts(keras))
-    run = fit_on_one_batch(model, expression, 30)
-    expect_logs(run, ["loss"])
-    expect_loss_falls(run, "loss", factor=0.8)
+
+def _autoencoder_loss(x, weights):
+    """The reconstruction loss of ``x`` through the dense autoencoder with ``weights`` (TF)."""
+    import tensorflow as tf
+
+    hidden = tf.nn.relu(x @ weights[0] + weights[1])
+    code = hidden @ weights[2] + weights[3]
+    hidden = tf.nn.relu(code @ weights[4] + weights[5])
+    reconstruction = hidden @ weights[6] + weights[7]
+    return tf.reduce_mean(tf.reduce_sum(tf.square(x - reconstruction), axis=-1))
+
+
+@exercise("1.4", points=3, title="A training step with GradientTape", probe=probes.train_step,
+          inputs=train_step_inputs)
+def train_step_verdict(inputs, outputs):
+    parts = ("encoder", "decoder")
+    before = {part: [np.float64(inputs[f"{part}_{i}"]) for i in range(4)] for part in parts}
+    x = np.float64(inputs["expression"])
+    loss, new = gradient_step(lambda weights: _autoencoder_loss(x, weights),
+                              before["encoder"] + before["decoder"],
+                              float(inputs["learning_rate"]))
+    if not int(outputs.get("no_gradients", 0)):
+        expect_keys(outputs, ["log_loss"])
+        logged = float(outputs["log_loss"])
+        if not np.isclose(logged, loss, rtol=1e-3):
+            if np.isclose(logged, loss / x.shape[1], rtol=1e-3):
+                raise CheckFailed("the loss of your step is averaged over the genes: compute it "
+                                  "with your reconstruction_loss (summed over genes)")
+            raise CheckFailed(f"the loss of your step is {logged:.4g}, but the reconstruction "
+                              f"loss of the batch is {loss:.4g}: reconstruct the batch with "
+                              "self(...) and compute the loss with your reconstruction_loss")
+    expect_training_step(outputs, before, {"encoder": new[:4], "decoder": new[4:]},
+                         "the reconstruction loss")
