@@ -6,7 +6,7 @@ GPUs with ``--device gpu``. The baseline is the same model with no strategy at a
 against it is the overhead of the distribution machinery.
 
     python benchmarks/distribute.py            # full run, writes benchmarks/results/distribute.json
-    python benchmarks/distribute.py --quick    # fewer steps
+    python benchmarks/distribute.py --quick    # fewer steps, writes distribute.quick.json
 """
 
 from __future__ import annotations
@@ -18,9 +18,7 @@ import platform
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
 CONFIGS = [("none", 1), ("mirrored", 1), ("mirrored", 2), ("mirrored", 4)]
 MODELS = ("vae", "gan")
 
@@ -124,7 +122,6 @@ def main() -> int:
     for row in rows:
         print(f"{row['model']:<6}{row['strategy']:<10}{row['replicas']:>9}"
               f"{row['samples_per_s']:>12.1f}{row['vs_no_strategy']:>9.3f}")
-    RESULTS.mkdir(exist_ok=True)
     report = {
         "benchmark": "distribute",
         "device": options.device,
@@ -133,8 +130,10 @@ def main() -> int:
         "batch_size": options.batch_size,
         "rows": rows,
     }
-    path = RESULTS / ("distribute.json" if options.device == "cpu" else "distribute_gpu.json")
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    from timing import write_results  # benchmarks/timing.py; imports Keras, so only now
+
+    name = "distribute" if options.device == "cpu" else "distribute_gpu"
+    path = write_results(report, name, quick=options.quick)
     print(f"wrote {path}")
     return 0
 
