@@ -3,7 +3,10 @@
 - ``vae.py``: VAE and ConditionalVAE (image and count likelihoods).
 - ``gan.py``: GAN and ConditionalGAN.
 - ``landmark.py``: LandmarkGAN (landmark -> target genes) and the MLP regression baseline.
+- ``wgan.py``: the WGAN-GP base; ``scgan.py``: ScGAN and ConditionalScGAN (cscGAN);
+  ``dnagan.py``: DNAGAN (one-hot DNA) with design by activation maximization.
 """
 from course.models.gan import GAN, ConditionalGAN  # noqa: E402, F401
 from course.models.landmark import LandmarkGAN, MLPRegressor  # noqa: E402, F401
+from course.models.scgan import ConditionalScGAN, ScGAN  # noqa: E402, F401
 from course.models.vae import VAE, ConditionalVAE  # noqa: E402,F401

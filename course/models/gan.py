@@ -82,6 +82,43 @@ def check_shape(tensor, expected: tuple[int, ...], what: str):
     return tensor
 
 
+def input_arrays(x, y) -> list:
+    """The in-memory arrays among fit's ``x`` (an array or a tuple of arrays) and ``y``."""
+    candidates = [*x] if isinstance(x, (tuple, list)) else [x]
+    candidates.append(y)
+    return [a for a in candidates if isinstance(a, (np.ndarray, list, tf.Tensor))]
+
+
+def check_finite(array, what: str = "The data") -> None:
+    """Refuse an array with NaN or infinite values (they would train every weight to NaN)."""
+    array = np.asarray(array)
+    if np.issubdtype(array.dtype, np.number) and not np.all(np.isfinite(array)):
+        bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+        raise ValueError(
+            f"{what} contains {bad} NaN or infinite values; remove or impute them first."
+        )
+
+
+def check_labels(labels, num_classes: int) -> None:
+    """Refuse class labels that are not integers in [0, num_classes)."""
+    labels = np.asarray(labels)
+    if labels.size == 0:
+        raise ValueError("The labels are empty.")
+    if not np.issubdtype(labels.dtype, np.number) or not np.all(np.isfinite(labels)) or np.any(
+        labels != np.round(labels)
+    ):
+        raise ValueError(
+            "The labels must be integer class indices; convert them, e.g. with "
+            "datasets.labels(adata) or np.unique(names, return_inverse=True)[1]."
+        )
+    if labels.min() < 0 or labels.max() >= num_classes:
+        raise ValueError(
+            f"The labels must be in [0, {num_classes}) for num_classes={num_classes}, got "
+            f"values from {labels.min():g} to {labels.max():g}. Relabel the data or build the "
+            "model with more classes."
+        )
+
+
 def default_optimizer() -> keras.optimizers.Optimizer:
     """Adam(2e-4, beta_1=0.5): the DCGAN setting, stable for both players."""
     return keras.optimizers.Adam(learning_rate=2e-4, beta_1=0.5)
@@ -138,6 +175,23 @@ class AdversarialModel(keras.Model):
         d_optimizer = keras.saving.deserialize_keras_object(config.pop("d_optimizer"))
         g_optimizer = keras.saving.deserialize_keras_object(config.pop("g_optimizer"))
         self.compile(d_optimizer=d_optimizer, g_optimizer=g_optimizer, **config)
+
+    def _check_arrays(self, x, y) -> None:
+        """Check in-memory inputs before fit/evaluate/predict (a tf.data pipeline is not read)."""
+        for array in input_arrays(x, y):
+            check_finite(array)
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        self._check_arrays(x, y)
+        return super().fit(x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        self._check_arrays(x, y)
+        return super().evaluate(x, y, *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        self._check_arrays(x, None)
+        return super().predict(x, *args, **kwargs)
 
     def _update_trackers(self, **values) -> dict:
         for tracker in self.metrics:
@@ -371,6 +425,12 @@ class ConditionalGAN(GAN):
         """The discriminator's logits for a batch ``(data, labels)``."""
         data, labels = inputs
         return self.discriminator([data, self._one_hot(labels)], training=training)
+
+    def _check_arrays(self, x, y) -> None:
+        super()._check_arrays(x, y)
+        arrays = input_arrays(x, y)
+        if len(arrays) == 2:
+            check_labels(arrays[1], self.num_classes)
 
     def _one_hot(self, labels):
         labels = ops.reshape(ops.cast(labels, "int32"), (-1,))
