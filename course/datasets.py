@@ -306,6 +306,60 @@ def synthetic_counts(
     )
 
 
+# One-hot DNA with a planted motif (for DNA-GAN) --------------------------------------------------
+
+DNA_BASES = "ACGT"
+# An illustrative transcription-factor motif modelled on the AP-1 (JUN/FOS) site TGA[C/G]TCA:
+# rows are motif positions, columns the probabilities of A, C, G, T. Not fitted to any data.
+MOTIF_PWM = np.array(
+    [
+        [0.03, 0.03, 0.03, 0.91],  # T
+        [0.03, 0.03, 0.91, 0.03],  # G
+        [0.91, 0.03, 0.03, 0.03],  # A
+        [0.05, 0.45, 0.45, 0.05],  # C or G
+        [0.03, 0.03, 0.03, 0.91],  # T
+        [0.03, 0.91, 0.03, 0.03],  # C
+        [0.91, 0.03, 0.03, 0.03],  # A
+    ]
+)
+
+
+def synthetic_sequences(
+    n_sequences: int = 2000,
+    length: int = 50,
+    motif_fraction: float = 0.5,
+    seed: int = 0,
+    pwm: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Random DNA (uniform bases) in which a share of sequences carries one planted motif.
+
+    Each motif instance is drawn base by base from the position weight matrix ``pwm`` (default
+    :data:`MOTIF_PWM`, an AP-1-like site) at a uniformly random position.
+
+    Returns:
+        ``sequences``, one-hot float32 of shape (n_sequences, length, 4) in the order of
+        :data:`DNA_BASES`, and ``has_motif``, int64 of shape (n_sequences,), 1 where planted.
+    """
+    pwm = MOTIF_PWM if pwm is None else np.asarray(pwm, dtype=np.float64)
+    if pwm.ndim != 2 or pwm.shape[1] != 4 or not np.allclose(pwm.sum(axis=1), 1.0):
+        raise ValueError("pwm must have shape (motif_length, 4) with rows that sum to 1.")
+    if n_sequences < 1 or length < len(pwm):
+        raise ValueError(
+            f"Need n_sequences >= 1 and length >= the motif length {len(pwm)}, got "
+            f"{n_sequences} and {length}."
+        )
+    if not 0.0 <= motif_fraction <= 1.0:
+        raise ValueError(f"motif_fraction must be in [0, 1], got {motif_fraction}.")
+    rng = np.random.default_rng(seed)
+    bases = rng.integers(0, 4, (n_sequences, length))
+    has_motif = (rng.random(n_sequences) < motif_fraction).astype(np.int64)
+    for row in np.flatnonzero(has_motif):
+        start = rng.integers(0, length - len(pwm) + 1)
+        motif = [rng.choice(4, p=probabilities) for probabilities in pwm]
+        bases[row, start : start + len(pwm)] = motif
+    return np.eye(4, dtype=np.float32)[bases], has_motif
+
+
 def counts(adata) -> np.ndarray:
     """The raw counts of an AnnData as a dense float32 array (from ``layers["counts"]``)."""
     if "counts" not in adata.layers:
