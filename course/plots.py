@@ -239,3 +239,69 @@ def interpolation(vae, x_a, x_b, steps: int = 10, title: str = "Latent interpola
 def samples(vae, n: int = 100, n_cols: int = 10, title: str = "Samples from the prior"):
     """Decode ``n`` draws from the prior of an image VAE."""
     return image_grid(vae.sample(n), n_cols=n_cols, title=title)
+
+
+# --- LDVAE, scGen, DCA ------------------------------------------------------------------------
+
+
+def top_genes_per_factor(loadings, gene_names, n_top: int = 8, n_cols: int = 5,
+                         title: str = "Top genes per factor (LDVAE loadings)"):
+    """One bar chart per latent factor: its ``n_top`` genes of largest absolute loading.
+
+    Args:
+        loadings: array (n_genes, n_factors), e.g. ``VAE(decoder="linear").loadings()``.
+        gene_names: one name per gene.
+    """
+    loadings = np.asarray(loadings)
+    gene_names = np.asarray(gene_names).astype(str)
+    if loadings.ndim != 2 or len(gene_names) != loadings.shape[0]:
+        raise ValueError(
+            f"loadings must have shape (n_genes, n_factors) with one of the {len(gene_names)} "
+            f"gene names per row, got {loadings.shape}."
+        )
+    n_factors = loadings.shape[1]
+    n_rows = -(-n_factors // n_cols)
+    figure, axes = plt.subplots(n_rows, n_cols, figsize=(2.6 * n_cols, 0.28 * n_top * n_rows + 1),
+                                squeeze=False)
+    for factor, axis in enumerate(axes.flat):
+        if factor >= n_factors:
+            axis.axis("off")
+            continue
+        top = np.argsort(-np.abs(loadings[:, factor]))[:n_top][::-1]
+        values = loadings[top, factor]
+        axis.barh(gene_names[top], values, color=np.where(values > 0, "tab:red", "tab:blue"))
+        axis.axvline(0.0, color="black", linewidth=0.5)
+        axis.tick_params(axis="y", labelsize="small")
+        axis.set_title(f"factor {factor}", fontsize="medium")
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def protocol_bars(summary: dict, metric_names: tuple[str, ...] = (
+        "pearson_r", "cell_r", "rmse", "mae", "variance_ratio", "cell_type_accuracy"),
+        title: str = "Landmark -> target genes, test cells (mean +- sd over splits)"):
+    """One bar chart per metric of ``course.evaluation.summarize``: mean with sd error bars.
+
+    Undefined values (a correlation of a constant prediction) are left blank and marked "n/a".
+    """
+    predictors = [name for name in summary if any(
+        not np.isnan(summary[name].get(metric, [np.nan])[0]) for metric in metric_names)]
+    n_cols = min(3, len(metric_names))
+    n_rows = -(-len(metric_names) // n_cols)
+    figure, axes = plt.subplots(n_rows, n_cols, figsize=(4.2 * n_cols, 0.32 * len(predictors)
+                                                         * n_rows + 1.2), squeeze=False)
+    positions = np.arange(len(predictors))
+    for axis, metric in zip(axes.flat, metric_names):
+        means, sds = np.array([summary[p].get(metric, [np.nan, np.nan]) for p in predictors]).T
+        axis.barh(positions, np.nan_to_num(means), xerr=np.nan_to_num(sds), color="tab:blue")
+        for position in positions[np.isnan(means)]:
+            axis.text(0, position, " n/a", va="center", fontsize="small")
+        axis.set_yticks(positions, predictors, fontsize="small")
+        axis.invert_yaxis()
+        axis.set_title(metric, fontsize="medium")
+    for axis in list(axes.flat)[len(metric_names):]:
+        axis.axis("off")
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
