@@ -5,12 +5,16 @@
   tracing epoch), wall time, and scores of 1,000 generated images: classes present,
   conditional accuracy, MMD to real test digits and the cross-validated real-vs-generated
   classifier AUC (0.5 is ideal).
-- LandmarkGAN against linear regression, the MLP and the per-gene median on the bundled PBMC
-  cells (150 landmarks -> 615 targets, the split of ``course run landmark-pbmc``): test MAE and
-  CCC, training throughput and wall time.
+- Landmark -> target genes on the bundled PBMC cells (150 landmarks -> 615 targets): the
+  protocol of ``course.evaluation`` (5 random splits, mean +- sd; per-gene and per-cell
+  correlations, RMSE, MAE, dense vs sparse targets, realism of the predicted matrix, cell-type
+  accuracy) for LandmarkGAN, the D-GEX MLP (MSE and L1), ridge, kNN regression and the per-gene
+  mean and median, and the protocol's wall time.
 
-    python benchmarks/gan.py            # writes benchmarks/results/gan.json and prints a table
-    python benchmarks/gan.py --quick    # a few epochs: checks the pipeline, not the quality
+    python benchmarks/gan.py                   # both parts -> benchmarks/results/gan.json
+    python benchmarks/gan.py --part landmark   # one part; the file keeps the other part
+    python benchmarks/gan.py --quick           # a few epochs -> gan.quick.json: checks the
+                                               # pipeline, never overwrites the full results
 """
 
 from __future__ import annotations
@@ -20,15 +24,13 @@ import json
 import os
 import platform
 import time
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from timing import EpochTimer  # noqa: E402  (benchmarks/timing.py)
+from timing import RESULTS, EpochTimer, write_results  # noqa: E402  (benchmarks/timing.py)
 
-RESULTS = Path(__file__).resolve().parent / "results"
 BATCH_SIZE = 64
 
 
@@ -73,28 +75,22 @@ def image_gan(name: str, epochs: int, seed: int) -> dict:
     }
 
 
-def landmark(epochs: int, seed: int) -> list[dict]:
-    """LandmarkGAN and its baselines on the PBMC landmark split."""
-    from course import datasets, distribute, metrics
-    from course.experiments.gan import N_LANDMARKS, landmark_models
+def landmark(quick: bool, seed: int) -> dict:
+    """The landmark -> target protocol on the bundled PBMC cells, and its wall time."""
+    from course import datasets, evaluation
 
-    keras.utils.set_random_seed(seed)
-    split = datasets.landmark_split(datasets.load_pbmc(source="bundled"), N_LANDMARKS, seed=seed)
-    results, _, _ = landmark_models(split, epochs, distribute.get_strategy("default"), seed,
-                                    verbose=0)
-    results["per-gene median"] = {
-        "prediction": np.broadcast_to(np.median(split.y_train, axis=0), split.y_test.shape),
-        "seconds": 0.0, "epochs": 0}
-    rows = []
-    for name, result in results.items():
-        trained = len(split.x_train) * result["epochs"]
-        rows.append({
-            "model": name, "epochs": result["epochs"], "wall_time_s": result["seconds"],
-            "examples_per_s": trained / result["seconds"] if trained else None,
-            "test_mae": metrics.mae(split.y_test, result["prediction"]),
-            "test_ccc": metrics.concordance_correlation(split.y_test, result["prediction"]),
-        })
-    return rows
+    adata = datasets.load_pbmc(source="bundled")
+    start = time.perf_counter()
+    rows = evaluation.evaluate(adata, n_splits=2 if quick else 5, epochs=3 if quick else
+                               evaluation.EPOCHS, seed=seed)
+    wall_time = time.perf_counter() - start
+    summary = evaluation.summarize(rows)
+    print(evaluation.table(summary))
+    print(f"protocol wall time: {wall_time:.1f} s")
+    return {"wall_time_s": wall_time, "n_cells": adata.n_obs,
+            "n_landmarks": evaluation.N_LANDMARKS,
+            "n_targets": adata.n_vars - evaluation.N_LANDMARKS,
+            "summary": summary, "splits": rows}
 
 
 def print_table(rows: list[dict], columns: list[str]) -> None:
@@ -112,29 +108,31 @@ def print_table(rows: list[dict], columns: list[str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few epochs only")
+    parser.add_argument("--part", choices=("all", "images", "landmark"), default="all")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=str(RESULTS / "gan.json"))
     args = parser.parse_args()
     import tensorflow as tf
 
-    gan_epochs = 2 if args.quick else 20
-    names = ("gan-dense", "gan-dense-fast-generator", "gan-conv", "cgan-conv")
-    images = [image_gan(name, gan_epochs, args.seed) for name in names]
-    print_table(images, ["model", "epochs", "wall_time_s", "examples_per_s", "classes_present",
-                         "conditional_accuracy", "mmd_to_test", "real_vs_generated_auc"])
-    expression = landmark(5 if args.quick else 300, args.seed)
-    print_table(expression, ["model", "epochs", "wall_time_s", "examples_per_s", "test_mae",
-                             "test_ccc"])
-    report = {
+    from course.evaluation import json_ready
+
+    previous = RESULTS / ("gan.quick.json" if args.quick else "gan.json")
+    report = json.loads(previous.read_text()) if previous.exists() else {}
+    if args.part in ("all", "images"):
+        gan_epochs = 2 if args.quick else 20
+        names = ("gan-dense", "gan-dense-fast-generator", "gan-conv", "cgan-conv")
+        report["images"] = [image_gan(name, gan_epochs, args.seed) for name in names]
+        print_table(report["images"], ["model", "epochs", "wall_time_s", "examples_per_s",
+                                       "classes_present", "conditional_accuracy",
+                                       "mmd_to_test", "real_vs_generated_auc"])
+    if args.part in ("all", "landmark"):
+        report["landmark"] = landmark(args.quick, args.seed)
+    report.update({
         "quick": args.quick, "seed": args.seed,
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                     "load_average_1min": os.getloadavg()[0]},
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
-        "images": images, "landmark": expression,
-    }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2, default=float) + "\n")
-    print(f"wrote {args.out}")
+    })
+    print(f"wrote {write_results(json_ready(report), 'gan', quick=args.quick)}")
 
 
 if __name__ == "__main__":

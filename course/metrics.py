@@ -302,3 +302,143 @@ def pca_embedding(x, n_components: int = 10, seed: int = 0) -> np.ndarray:
 
     x = x.toarray() if hasattr(x, "toarray") else np.asarray(x)
     return PCA(n_components=n_components, random_state=seed).fit_transform(x)
+
+
+# --- Landmark -> target gene prediction ------------------------------------------------------
+# Every function below takes expression on the log1p scale, cells in rows and genes in columns.
+# A correlation is undefined (NaN) where either side is constant: an all-zero gene, or a
+# constant prediction such as a per-gene mean. Summaries leave NaNs out of the mean and count
+# them (see ``mean_and_undefined``).
+
+
+ROUNDING = 1e-6  # relative differences below this are float32 rounding, not signal
+
+
+def rmse(y_true, y_pred, per_gene: bool = False):
+    """Root mean squared error over all entries, or one value per gene if ``per_gene``."""
+    y_true, y_pred = _matched_arrays(y_true, y_pred)
+    squared = np.square(y_true - y_pred).mean(axis=0)
+    return np.sqrt(squared) if per_gene else float(np.sqrt(squared.mean()))
+
+
+def _columnwise_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson's r of matching columns; NaN where a column is constant."""
+
+    def centred(x):
+        deviation = x - x.mean(axis=0)
+        norm = np.sqrt((deviation**2).sum(axis=0))
+        # A spread below 1e-6 of the values' size is float32 rounding: the column is constant.
+        constant = norm <= ROUNDING * np.sqrt((x**2).sum(axis=0))
+        return deviation, np.where(constant, np.nan, norm)
+
+    (a, a_norm), (b, b_norm) = centred(a), centred(b)
+    r = (a * b).sum(axis=0) / (a_norm * b_norm)
+    return np.clip(r, -1.0, 1.0)
+
+
+def per_gene_pearson(y_true, y_pred) -> np.ndarray:
+    """Pearson's r between true and predicted expression of each gene, over the cells.
+
+    Returns one value per gene; NaN where the gene or its prediction is constant.
+    """
+    y_true, y_pred = _matched_arrays(y_true, y_pred)
+    return _columnwise_pearson(y_true, y_pred)
+
+
+def per_gene_spearman(y_true, y_pred) -> np.ndarray:
+    """Spearman's rank correlation of each gene (ties get their average rank); NaN if constant."""
+    from scipy.stats import rankdata
+
+    y_true, y_pred = _matched_arrays(y_true, y_pred)
+    return _columnwise_pearson(rankdata(y_true, axis=0), rankdata(y_pred, axis=0))
+
+
+def per_cell_pearson(y_true, y_pred, center=None) -> np.ndarray:
+    """Centred per-cell r: Pearson's r over the genes of each cell, after subtracting ``center``.
+
+    Without centring every sensible prediction scores high, because highly expressed genes are
+    high in every cell. Subtracting a per-gene reference (the training cells' mean, or by
+    default the mean of ``y_true``) asks whether the prediction gets each cell's *deviation*
+    from the average cell right. NaN for a cell whose centred prediction is constant.
+    """
+    y_true, y_pred = _matched_arrays(y_true, y_pred)
+    center = y_true.mean(axis=0) if center is None else np.asarray(center, dtype=np.float64)
+    if center.shape != (y_true.shape[1],):
+        raise ValueError(
+            f"center must have one value per gene, shape ({y_true.shape[1]},), got "
+            f"{center.shape}."
+        )
+    deviation = y_pred - center
+    # A prediction equal to the center up to float32 rounding has no deviation at all.
+    deviation[np.abs(deviation) <= ROUNDING * np.abs(center)] = 0.0
+    return _columnwise_pearson((y_true - center).T, deviation.T)
+
+
+def variance_ratio(y_true, y_pred) -> np.ndarray:
+    """Per-gene variance of the prediction over that of the truth (1: realistic spread).
+
+    A regression to the mean gives ratios well below 1 (blurry predictions); NaN for a gene
+    without variance in the truth.
+    """
+    y_true, y_pred = _matched_arrays(y_true, y_pred)
+    true_variance = y_true.var(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(true_variance > 0, y_pred.var(axis=0) / true_variance, np.nan)
+
+
+def zero_fraction(expression, threshold: float = 0.5) -> float:
+    """Share of entries below ``threshold`` on the log1p scale: 'not detected'.
+
+    A measured zero is exactly 0 while one count in a cell of 20,000 counts is already
+    log1p(0.5) = 0.41 on the log1p(counts per 10,000) scale, so 0.5 separates "not detected"
+    from "detected" without treating a small predicted value as expression.
+    """
+    expression = np.asarray(expression, dtype=np.float64)
+    return float((expression < threshold).mean())
+
+
+def detection_rate(expression, threshold: float = 0.5) -> np.ndarray:
+    """Per gene, the share of cells in which it is detected (log1p value >= ``threshold``)."""
+    expression = np.asarray(expression, dtype=np.float64)
+    return (expression >= threshold).mean(axis=0)
+
+
+def mean_and_undefined(values) -> tuple[float, int]:
+    """The mean of the defined values and the number of undefined (NaN) ones.
+
+    An undefined correlation (a constant gene or prediction) is neither 0 nor 1: it is left out
+    of the mean and reported as a count. The mean of no defined values is NaN.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    defined = ~np.isnan(values)
+    mean = float(values[defined].mean()) if defined.any() else float("nan")
+    return mean, int((~defined).sum())
+
+
+def expression_knn_accuracy(
+    train_expression, train_labels, expression, labels, k: int = 15, n_components: int = 50
+) -> float:
+    """Cell-type accuracy of a kNN classifier fitted on real cells, applied to ``expression``.
+
+    The classifier (k neighbours in the principal components of the real training cells) asks:
+    does a predicted profile land among real cells of the right type? Apply it to the true
+    test expression for the ceiling.
+    """
+    from sklearn.decomposition import PCA
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+
+    train_expression = np.asarray(train_expression, dtype=np.float64)
+    expression = np.asarray(expression, dtype=np.float64)
+    if train_expression.shape[1] != expression.shape[1]:
+        raise ValueError(
+            f"The training and scored expression differ in genes: {train_expression.shape[1]} "
+            f"vs {expression.shape[1]}."
+        )
+    components = min(n_components, *train_expression.shape)
+    classifier = make_pipeline(
+        PCA(components, random_state=0),
+        KNeighborsClassifier(n_neighbors=min(k, len(train_expression))),
+    )
+    classifier.fit(train_expression, np.asarray(train_labels))
+    return float(classifier.score(expression, np.asarray(labels)))

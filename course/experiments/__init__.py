@@ -101,7 +101,7 @@ class Run:
 
 
 def _load_demo_modules() -> None:
-    from course.experiments import gan, vae  # noqa: F401  (registers the demos)
+    from course.experiments import gan, landmark, vae  # noqa: F401  (registers the demos)
 
 
 def describe() -> str:

@@ -4,12 +4,15 @@ D-GEX (Chen et al. 2016) regresses the expression of target genes on a small pan
 "landmark" genes with an MLP trained by mean squared error. GGAN (Wang et al. 2018) trains the
 regressor as the generator of a conditional GAN instead, with three terms:
 
-    generator loss = adversarial_weight * adversarial   (make D accept (landmarks, prediction))
-                   + l1_weight * |prediction - truth|   (stay close to the truth, as a median)
-                   + consistency_weight * consistency   (two noisy copies -> the same answer)
+    generator loss = adversarial_weight * adversarial      (make D accept (landmarks, prediction))
+                   + reconstruction_weight * reconstruction (stay close to the truth)
+                   + consistency_weight * consistency       (two noisy copies -> the same answer)
 
-On zero-inflated single-cell data the L1 term matters most: the best MAE prediction is the
-conditional median, which MSE (the conditional mean) misses.
+The reconstruction term decides what the prediction estimates: MSE the conditional mean, L1 the
+conditional median. On zero-inflated single-cell data most targets have a median of zero, so an
+L1-trained model learns to predict "not detected" and wins on MAE while losing the expression.
+The adversarial term pulls the other way, towards profiles that look measured. How these trade
+off on PBMC cells is measured by ``course.evaluation`` (see benchmarks/gan.py).
 """
 
 from __future__ import annotations
@@ -28,9 +31,58 @@ from course.models.gan import (
     split_pair,
 )
 
+RECONSTRUCTIONS = ("mse", "l1", "huber")
+
+
+def reconstruction_error(predicted, targets, kind: str = "mse"):
+    """Mean over cells and genes of the squared ("mse"), absolute ("l1") or Huber error."""
+    error = ops.cast(predicted, "float32") - ops.cast(targets, "float32")
+    if kind == "mse":
+        return ops.mean(ops.square(error))
+    if kind == "l1":
+        return ops.mean(ops.abs(error))
+    # Huber with delta 1: squared near the truth (the mean), absolute far away (robust).
+    absolute = ops.abs(error)
+    return ops.mean(ops.where(absolute < 1.0, 0.5 * ops.square(error), absolute - 0.5))
+
+
+def check_finite_inputs(what: str, *values) -> None:
+    """Raise a ValueError if any array in ``values`` (nested tuples allowed) has NaN or inf.
+
+    Datasets and generators pass unchecked: only in-memory arrays can be checked up front.
+    """
+    for value in keras.tree.flatten([v for v in values if v is not None]):
+        if isinstance(value, (np.ndarray, list, tf.Tensor)):
+            array = np.asarray(value)
+            if np.issubdtype(array.dtype, np.number) and not np.all(np.isfinite(array)):
+                bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+                raise ValueError(
+                    f"{what}: the input contains {bad} NaN or infinite values. Remove or "
+                    "impute them (e.g. with the training mean) before calling the model."
+                )
+
+
+class FiniteInputs:
+    """Mixin for regressors: ``fit``, ``evaluate`` and ``predict`` refuse NaN arrays up front.
+
+    Without it a NaN in the data silently turns every weight into NaN.
+    """
+
+    def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
+        check_finite_inputs("fit", x, y, validation_data)
+        return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        check_finite_inputs("evaluate", x, y)
+        return super().evaluate(x, y, *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        check_finite_inputs("predict", x)
+        return super().predict(x, *args, **kwargs)
+
 
 @keras.saving.register_keras_serializable(package="course")
-class LandmarkGAN(AdversarialModel):
+class LandmarkGAN(FiniteInputs, AdversarialModel):
     """A conditional GAN whose generator predicts target genes from landmark genes plus noise.
 
     Args:
@@ -38,14 +90,13 @@ class LandmarkGAN(AdversarialModel):
         n_targets: number of target (output) genes.
         latent_dim: size of the generator's latent noise vector.
         hidden_units: widths of the hidden layers of both networks.
-        adversarial_weight: weight of the adversarial term of the generator loss.
-        l1_weight: weight (lambda_1) of the mean absolute error to the true targets; None
-            uses the number of targets. The error is a mean over genes while the adversarial
-            term is one logit per cell, so a small lambda_1 lets the adversarial term win: on
-            615 PBMC targets, lambda_1 = 10-100 gave a test MAE of 0.65-0.71, about 600-1000
-            gave 0.53.
-        consistency_weight: weight (lambda_2) of the mean squared difference between the
-            predictions for two noisy copies of the same landmarks.
+        reconstruction: "mse" (conditional mean), "l1" (conditional median) or "huber".
+        reconstruction_weight: weight of the reconstruction term; None uses the number of
+            targets. The error is a mean over genes while the adversarial term is one logit
+            per cell, so the weight must grow with the number of targets to keep the balance.
+        adversarial_weight: weight of the adversarial term.
+        consistency_weight: weight of the mean squared difference between the predictions
+            for two noisy copies of the same landmarks (GGAN's consistency term).
         noise_std: standard deviation of the Gaussian noise added to the (standardized)
             landmarks of both noisy copies (it also regularizes, like data augmentation).
         label_smoothing: one-sided smoothing of the discriminator's real labels.
@@ -58,8 +109,9 @@ class LandmarkGAN(AdversarialModel):
         n_targets: int,
         latent_dim: int = 16,
         hidden_units: tuple[int, ...] = (256, 256),
+        reconstruction: str = "mse",
+        reconstruction_weight: float | None = None,
         adversarial_weight: float = 1.0,
-        l1_weight: float | None = None,
         consistency_weight: float = 1.0,
         noise_std: float = 0.5,
         label_smoothing: float = 0.0,
@@ -67,62 +119,58 @@ class LandmarkGAN(AdversarialModel):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        for name, value in (("n_landmarks", n_landmarks), ("n_targets", n_targets),
-                            ("latent_dim", latent_dim)):
-            if value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value}.")
-        for name, value in (("adversarial_weight", adversarial_weight),
-                            ("l1_weight", 0.0 if l1_weight is None else l1_weight),
-                            ("consistency_weight", consistency_weight), ("noise_std", noise_std)):
+        check_sizes(n_landmarks=n_landmarks, n_targets=n_targets, latent_dim=latent_dim)
+        if reconstruction not in RECONSTRUCTIONS:
+            raise ValueError(
+                f"reconstruction must be one of {RECONSTRUCTIONS}, got {reconstruction!r}."
+            )
+        weights = {"reconstruction_weight": reconstruction_weight or 0.0, "noise_std": noise_std,
+                   "adversarial_weight": adversarial_weight,
+                   "consistency_weight": consistency_weight}
+        for name, value in weights.items():
             if value < 0:
                 raise ValueError(f"{name} must be non-negative, got {value}.")
-        self.n_landmarks = n_landmarks
-        self.n_targets = n_targets
-        self.latent_dim = latent_dim
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}.")
+        self.n_landmarks, self.n_targets, self.latent_dim = n_landmarks, n_targets, latent_dim
         self.hidden_units = tuple(hidden_units)
+        self.reconstruction = reconstruction
+        self.reconstruction_weight = reconstruction_weight
         self.adversarial_weight = adversarial_weight
-        self.l1_weight = l1_weight
         self.consistency_weight = consistency_weight
         self.noise_std = noise_std
         self.label_smoothing = label_smoothing
         self.seed = seed
+        self.generator = self._build_generator()
+        self.discriminator = self._build_discriminator()
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.trackers = [keras.metrics.Mean(name=name) for name in (
+            "d_loss", "g_loss", "adversarial_loss", "reconstruction_loss", "consistency_loss")]
+        self.built = True  # Built from keras.Input: see AdversarialModel.
 
-        landmarks = keras.Input((n_landmarks,), name="landmarks")
-        latent = keras.Input((latent_dim,), name="latent")
+    def _build_generator(self) -> keras.Model:
+        landmarks = keras.Input((self.n_landmarks,), name="landmarks")
+        latent = keras.Input((self.latent_dim,), name="latent")
         x = layers.Concatenate(name="landmarks_and_latent")([landmarks, latent])
         x = networks.dense_stack(x, self.hidden_units, activation="leaky_relu", name="hidden")
-        predicted = networks.output_layer(x, (n_targets,), name="targets")
-        self.generator = keras.Model([landmarks, latent], predicted, name="generator")
+        predicted = networks.output_layer(x, (self.n_targets,), name="targets")
+        return keras.Model([landmarks, latent], predicted, name="generator")
 
-        landmarks = keras.Input((n_landmarks,), name="landmarks")
-        targets = keras.Input((n_targets,), name="targets")
+    def _build_discriminator(self) -> keras.Model:
+        # No dropout: Keras repeats the dropout mask on every replica (see DESIGN.md).
+        landmarks = keras.Input((self.n_landmarks,), name="landmarks")
+        targets = keras.Input((self.n_targets,), name="targets")
         x = layers.Concatenate(name="landmarks_and_targets")([landmarks, targets])
         x = networks.dense_stack(x, self.hidden_units, activation="leaky_relu")
         logits = layers.Dense(1, dtype="float32", name="logit")(x)
-        self.discriminator = keras.Model([landmarks, targets], logits, name="discriminator")
-
-        self.seed_generator = keras.random.SeedGenerator(seed)
-        self.trackers = [
-            keras.metrics.Mean(name=name)
-            for name in ("d_loss", "g_loss", "adversarial_loss", "l1_loss", "consistency_loss")
-        ]
-        self.built = True  # Built from keras.Input: see AdversarialModel.
+        return keras.Model([landmarks, targets], logits, name="discriminator")
 
     def get_config(self) -> dict:
         # Listed by hand: Keras 3.15's automatic config of Model subclasses is unreliable.
-        return {
-            **super().get_config(),
-            "n_landmarks": self.n_landmarks,
-            "n_targets": self.n_targets,
-            "latent_dim": self.latent_dim,
-            "hidden_units": self.hidden_units,
-            "adversarial_weight": self.adversarial_weight,
-            "l1_weight": self.l1_weight,
-            "consistency_weight": self.consistency_weight,
-            "noise_std": self.noise_std,
-            "label_smoothing": self.label_smoothing,
-            "seed": self.seed,
-        }
+        names = ("n_landmarks", "n_targets", "latent_dim", "hidden_units", "reconstruction",
+                 "reconstruction_weight", "adversarial_weight", "consistency_weight",
+                 "noise_std", "label_smoothing", "seed")
+        return {**super().get_config(), **{name: getattr(self, name) for name in names}}
 
     @property
     def metrics(self):
@@ -140,60 +188,77 @@ class LandmarkGAN(AdversarialModel):
         landmarks = check_shape(landmarks, (self.n_landmarks,), f"{what}: the landmarks")
         return landmarks, check_shape(targets, (self.n_targets,), f"{what}: the targets")
 
-    def _noisy_prediction(self, landmarks, training):
-        """The generator's prediction for perturbed landmarks and a fresh latent vector."""
+    def _noisy_inputs(self, landmarks):
+        """[landmarks + noise_std * noise, fresh latent vector]: one input of the generator."""
         batch_size = ops.shape(landmarks)[0]
         noise = distribute.normal((batch_size, self.n_landmarks), self.seed_generator)
         latent = distribute.normal((batch_size, self.latent_dim), self.seed_generator)
-        return self.generator([landmarks + self.noise_std * noise, latent], training=training)
+        return [landmarks + self.noise_std * noise, latent]
 
-    def generator_losses(self, landmarks, targets, training: bool = False) -> dict:
-        """The three generator terms and their weighted total, each averaged over the cells."""
-        predicted = self._noisy_prediction(landmarks, training)
-        other_prediction = self._noisy_prediction(landmarks, training)
-        fake_logits = self.discriminator([landmarks, predicted], training=training)
-        adversarial_loss = generator_loss(fake_logits)
-        l1_loss = ops.mean(ops.abs(ops.cast(predicted - targets, "float32")))
-        consistency_loss = ops.mean(ops.square(ops.cast(predicted - other_prediction, "float32")))
-        # By default the L1 weight is the number of targets: the mean over genes then pulls
-        # as hard as GGAN's L1 norm (a sum over genes), whatever the number of targets.
-        l1_weight = self.n_targets if self.l1_weight is None else self.l1_weight
-        g_loss = (
-            self.adversarial_weight * adversarial_loss
-            + l1_weight * l1_loss
-            + self.consistency_weight * consistency_loss
-        )
-        return {"g_loss": g_loss, "adversarial_loss": adversarial_loss, "l1_loss": l1_loss,
-                "consistency_loss": consistency_loss}
-
-    def _discriminator_loss(self, landmarks, targets, training: bool = False):
-        predicted = self._noisy_prediction(landmarks, training)
-        real_logits = self.discriminator([landmarks, targets], training=training)
-        fake_logits = self.discriminator([landmarks, predicted], training=training)
-        return discriminator_loss(real_logits, fake_logits, self.label_smoothing)
+    def _weighted_total(self, adversarial_loss, reconstruction_loss, consistency_loss):
+        # By default the reconstruction weight is the number of targets: the mean over genes
+        # then pulls as hard as GGAN's norm (a sum over genes), whatever the number of targets.
+        weight = self.reconstruction_weight
+        weight = self.n_targets if weight is None else weight
+        return (self.adversarial_weight * adversarial_loss + weight * reconstruction_loss
+                + self.consistency_weight * consistency_loss)
 
     def train_step(self, data):
         landmarks, targets = self._unpack(data, "The training data")
 
         # Train the discriminator to tell true (landmarks, targets) pairs from predicted ones.
+        predicted = self.generator(self._noisy_inputs(landmarks), training=True)
         with tf.GradientTape() as tape:
-            d_loss = self._discriminator_loss(landmarks, targets, training=True)
+            real_logits = self.discriminator([landmarks, targets], training=True)
+            fake_logits = self.discriminator([landmarks, predicted], training=True)
+            d_loss = discriminator_loss(real_logits, fake_logits, self.label_smoothing)
             scaled_d_loss = distribute.scale_loss(d_loss, self.d_optimizer)
         weights = self.discriminator.trainable_weights
         self.d_optimizer.apply(tape.gradient(scaled_d_loss, weights), weights)
 
-        # Train the generator (only its weights) on the adversarial + L1 + consistency loss.
+        # Train the generator (and *not* the discriminator) on two noisy copies of the
+        # landmarks: fool D, stay close to the truth, give the same answer for both copies.
         with tf.GradientTape() as tape:
-            losses = self.generator_losses(landmarks, targets, training=True)
-            scaled_g_loss = distribute.scale_loss(losses["g_loss"], self.g_optimizer)
+            predicted = self.generator(self._noisy_inputs(landmarks), training=True)
+            other_predicted = self.generator(self._noisy_inputs(landmarks), training=True)
+            fake_logits = self.discriminator([landmarks, predicted], training=True)
+            adversarial_loss = generator_loss(fake_logits)
+            reconstruction_loss = reconstruction_error(predicted, targets, self.reconstruction)
+            consistency_loss = reconstruction_error(predicted, other_predicted, "mse")
+            g_loss = self._weighted_total(adversarial_loss, reconstruction_loss, consistency_loss)
+            scaled_g_loss = distribute.scale_loss(g_loss, self.g_optimizer)
         weights = self.generator.trainable_weights
         self.g_optimizer.apply(tape.gradient(scaled_g_loss, weights), weights)
-        return self._update_trackers(d_loss=d_loss, **losses)
+        return self._update_trackers(
+            d_loss=d_loss, g_loss=g_loss, adversarial_loss=adversarial_loss,
+            reconstruction_loss=reconstruction_loss, consistency_loss=consistency_loss)
 
     def test_step(self, data):
+        # The training losses without updates; reconstruction_loss is of the z = 0 prediction,
+        # the one predict() returns (early stopping watches it).
         landmarks, targets = self._unpack(data, "The validation data")
-        d_loss = self._discriminator_loss(landmarks, targets)
-        return self._update_trackers(d_loss=d_loss, **self.generator_losses(landmarks, targets))
+        predicted = self.generator(self._noisy_inputs(landmarks))
+        other_predicted = self.generator(self._noisy_inputs(landmarks))
+        real_logits = self.discriminator([landmarks, targets])
+        fake_logits = self.discriminator([landmarks, predicted])
+        adversarial_loss = generator_loss(fake_logits)
+        reconstruction_loss = reconstruction_error(self(landmarks), targets, self.reconstruction)
+        consistency_loss = reconstruction_error(predicted, other_predicted, "mse")
+        return self._update_trackers(
+            d_loss=discriminator_loss(real_logits, fake_logits, self.label_smoothing),
+            g_loss=self._weighted_total(adversarial_loss, reconstruction_loss, consistency_loss),
+            adversarial_loss=adversarial_loss, reconstruction_loss=reconstruction_loss,
+            consistency_loss=consistency_loss)
+
+    def _check_landmarks(self, landmarks) -> np.ndarray:
+        landmarks = np.asarray(landmarks, dtype="float32")
+        if landmarks.ndim != 2 or landmarks.shape[1] != self.n_landmarks:
+            raise ValueError(
+                f"landmarks must have shape (n_cells, {self.n_landmarks}), got "
+                f"{landmarks.shape}. Pass the standardized landmark genes of the split."
+            )
+        check_finite_inputs("LandmarkGAN", landmarks)
+        return landmarks
 
     def predict(self, landmarks, batch_size: int = 256, verbose="auto", **kwargs) -> np.ndarray:
         """Deterministic target prediction (numpy): the generator at z = 0, without noise.
@@ -201,20 +266,31 @@ class LandmarkGAN(AdversarialModel):
         z = 0 is the mode of the latent prior; the consistency term trains the generator to
         give nearly the same answer for any small perturbation, so this is its typical output.
         """
-        landmarks = np.asarray(landmarks, dtype="float32")
-        if landmarks.ndim != 2 or landmarks.shape[1] != self.n_landmarks:
-            raise ValueError(
-                f"landmarks must have shape (n_cells, {self.n_landmarks}), got "
-                f"{landmarks.shape}. Pass the standardized landmark genes of the split."
-            )
+        landmarks = self._check_landmarks(landmarks)
         return super().predict(landmarks, batch_size=batch_size, verbose=verbose, **kwargs)
+
+    def sample(self, landmarks, seed: int | None = None) -> np.ndarray:
+        """One conditional sample per cell (numpy): the generator at a random latent vector."""
+        landmarks = self._check_landmarks(landmarks)
+        seed = self.seed_generator if seed is None else seed
+        latent = keras.random.normal((len(landmarks), self.latent_dim), seed=seed)
+        return ops.convert_to_numpy(self.generator([ops.convert_to_tensor(landmarks), latent]))
+
+
+def check_sizes(**sizes: int) -> None:
+    """Raise a ValueError naming the first size that is not a positive integer."""
+    for name, value in sizes.items():
+        if value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value}.")
 
 
 @keras.saving.register_keras_serializable(package="course")
-class MLPRegressor(keras.Model):
+class MLPRegressor(FiniteInputs, keras.Model):
     """The D-GEX baseline: an MLP (tanh hidden layers, linear output) from landmarks to targets.
 
     Train it with the standard ``compile(optimizer, loss="mse")`` and ``fit(landmarks, targets)``.
+    D-GEX regularized with dropout; this one has none, because Keras repeats the dropout mask on
+    every replica under MirroredStrategy (see DESIGN.md): stop early on validation instead.
     """
 
     def __init__(
@@ -222,24 +298,17 @@ class MLPRegressor(keras.Model):
         n_landmarks: int,
         n_targets: int,
         hidden_units: tuple[int, ...] = (512,),
-        dropout: float = 0.1,
         activation: str = "tanh",
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if n_landmarks < 1 or n_targets < 1:
-            raise ValueError(
-                f"n_landmarks and n_targets must be positive, got {n_landmarks}, {n_targets}."
-            )
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}.")
+        check_sizes(n_landmarks=n_landmarks, n_targets=n_targets)
         self.n_landmarks = n_landmarks
         self.n_targets = n_targets
         self.hidden_units = tuple(hidden_units)
-        self.dropout = dropout
         self.activation = activation
         landmarks = keras.Input((n_landmarks,), name="landmarks")
-        x = networks.dense_stack(landmarks, self.hidden_units, activation, dropout=dropout)
+        x = networks.dense_stack(landmarks, self.hidden_units, activation)
         targets = networks.output_layer(x, (n_targets,), name="targets")
         self.network = keras.Model(landmarks, targets, name="mlp")
         self.built = True
@@ -250,7 +319,6 @@ class MLPRegressor(keras.Model):
             "n_landmarks": self.n_landmarks,
             "n_targets": self.n_targets,
             "hidden_units": self.hidden_units,
-            "dropout": self.dropout,
             "activation": self.activation,
         }
 

@@ -1,0 +1,316 @@
+"""The evaluation protocol of landmark -> target gene prediction.
+
+One protocol serves the ``landmark-pbmc`` demo, ``benchmarks/gan.py`` and lab 5:
+
+- several random 70/15/15 splits of the cells (the table reports mean +- sd over splits); in each
+  split the landmarks are the most variable genes of the TRAINING cells, every gene is
+  standardized with training statistics, and every choice a model makes (ridge's alpha, kNN's k,
+  early stopping of the networks) is made on training or validation cells, never on test cells;
+- every predictor is scored on the test cells on the log1p(counts per 10,000) scale:
+  per-gene Pearson and Spearman r, RMSE, MAE and centred per-cell r, each also on the dense and
+  the sparse targets (detected in at least / less than half of the training cells); realism of
+  the predicted matrix against the true one (median per-gene variance ratio, zero fraction,
+  MMD, real-vs-predicted classifier AUC); and the cell-type accuracy of a kNN classifier of
+  real training cells applied to the predicted profiles.
+
+Why not MAE alone: most targets are not detected in most cells, so a gene's median is zero and
+predicting each gene's median beats every model on MAE while knowing nothing about any cell.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from course import datasets, metrics
+
+N_LANDMARKS = 150
+EPOCHS = 200  # at most; the networks stop early on their validation error
+BATCH_SIZE = 64
+PATIENCE = 20
+DENSE_DETECTION = 0.5  # dense targets are detected in at least half of the training cells
+KNN_NEIGHBOURS = (5, 10, 20, 40)
+RIDGE_ALPHAS = tuple(np.logspace(-1, 5, 13))
+
+# Metric name -> (direction, description); the direction says which way is better.
+ACCURACY_METRICS = {
+    "pearson_r": ("higher", "mean over genes of Pearson's r between true and predicted values"),
+    "spearman_r": ("higher", "mean over genes of Spearman's rank correlation"),
+    "rmse": ("lower", "root mean squared error over all entries"),
+    "mae": ("lower", "mean absolute error over all entries"),
+    "cell_r": ("higher", "mean over cells of the centred per-cell r (deviations from the "
+                         "training mean)"),
+}
+REALISM_METRICS = {
+    "variance_ratio": ("1 is best", "median over genes of var(predicted) / var(true)"),
+    "zero_fraction": ("truth is best", "share of predicted entries below 0.5 (not detected)"),
+    "mmd": ("lower", "MMD^2 (RBF, median bandwidth) between predicted and true test cells"),
+    "auc": ("0.5 is best", "cross-validated AUC of a real-vs-predicted classifier"),
+    "cell_type_accuracy": ("higher", "kNN cell-type classifier of real training cells, "
+                                     "applied to the predicted profiles"),
+}
+
+
+# --- Scoring -----------------------------------------------------------------------------------
+
+
+def score(y_true, y_pred, y_train, labels_train, labels_test, seed: int = 0) -> dict:
+    """Every metric of one prediction, all on the log1p expression scale.
+
+    Args:
+        y_true: true target expression of the test cells.
+        y_pred: predicted target expression of the test cells.
+        y_train: true target expression of the training cells (centring, dense/sparse split,
+            and the kNN cell-type classifier).
+        labels_train, labels_test: cell types of the training and test cells.
+
+    Returns:
+        A flat dict of floats: the accuracy metrics with suffixes ``""`` (all targets),
+        ``"_dense"`` and ``"_sparse"``, ``n_undefined_r`` (genes whose r is undefined, left out
+        of ``pearson_r``), and the realism metrics.
+    """
+    y_true, y_pred = np.asarray(y_true, np.float64), np.asarray(y_pred, np.float64)
+    y_train = np.asarray(y_train, np.float64)
+    if not np.all(np.isfinite(y_pred)):
+        raise ValueError("The prediction contains NaN or infinite values; it cannot be scored.")
+    center = y_train.mean(axis=0)
+    dense = metrics.detection_rate(y_train) >= DENSE_DETECTION
+    scores = {}
+    for suffix, genes in (("", slice(None)), ("_dense", dense), ("_sparse", ~dense)):
+        truth, prediction = y_true[:, genes], y_pred[:, genes]
+        if truth.shape[1] == 0:
+            continue
+        pearson, n_undefined = metrics.mean_and_undefined(
+            metrics.per_gene_pearson(truth, prediction))
+        scores[f"pearson_r{suffix}"] = pearson
+        scores[f"spearman_r{suffix}"] = metrics.mean_and_undefined(
+            metrics.per_gene_spearman(truth, prediction))[0]
+        scores[f"rmse{suffix}"] = metrics.rmse(truth, prediction)
+        scores[f"mae{suffix}"] = metrics.mae(truth, prediction)
+        scores[f"cell_r{suffix}"] = metrics.mean_and_undefined(
+            metrics.per_cell_pearson(truth, prediction, center=center[genes]))[0]
+        if not suffix:
+            scores["n_undefined_r"] = n_undefined
+    scores["variance_ratio"] = float(np.nanmedian(metrics.variance_ratio(y_true, y_pred)))
+    scores["zero_fraction"] = metrics.zero_fraction(y_pred)
+    scores["mmd"] = metrics.mmd(y_pred, y_true, seed=seed)
+    scores["auc"] = metrics.classifier_auc(y_true, y_pred, seed=seed)
+    scores["cell_type_accuracy"] = metrics.expression_knn_accuracy(
+        y_train, labels_train, y_pred, labels_test)
+    return scores
+
+
+# --- Predictors --------------------------------------------------------------------------------
+# A predictor takes a LandmarkSplit and returns {row name: predicted standardized targets of the
+# test cells}; it may use the training and validation cells, never the test targets.
+
+
+def per_gene_mean(split, seed: int, epochs: int) -> dict:
+    """The floor of MSE: every cell gets the training mean of each gene."""
+    return {"per-gene mean": np.broadcast_to(split.y_train.mean(axis=0), split.y_test.shape)}
+
+
+def per_gene_median(split, seed: int, epochs: int) -> dict:
+    """The floor of MAE: every cell gets the training median of each gene (mostly zero)."""
+    return {"per-gene median": np.broadcast_to(np.median(split.y_train, axis=0),
+                                               split.y_test.shape)}
+
+
+def ridge(split, seed: int, epochs: int) -> dict:
+    """Ridge regression, alpha chosen by leave-one-out cross-validation on the training cells."""
+    from sklearn.linear_model import RidgeCV
+
+    model = RidgeCV(alphas=RIDGE_ALPHAS).fit(split.x_train, split.y_train)
+    return {"ridge": model.predict(split.x_test)}
+
+
+def knn_regression(split, seed: int, epochs: int) -> dict:
+    """The mean targets of the k nearest training cells in landmark space, k by validation RMSE."""
+    from sklearn.neighbors import KNeighborsRegressor
+
+    def fitted(k):
+        return KNeighborsRegressor(n_neighbors=k).fit(split.x_train, split.y_train)
+
+    validation_error = {
+        k: metrics.rmse(split.target_expression(split.y_val),
+                        split.target_expression(fitted(k).predict(split.x_val)))
+        for k in KNN_NEIGHBOURS
+    }
+    best_k = min(validation_error, key=validation_error.get)
+    return {"kNN regression": fitted(best_k).predict(split.x_test)}
+
+
+def fit_on_split(model, split, epochs: int, seed: int, monitor: str = "val_loss"):
+    """Fit a Keras model on the training cells, stopping early on ``monitor`` (validation)."""
+    import keras
+
+    train = datasets.as_dataset((split.x_train, split.y_train), batch_size=BATCH_SIZE, seed=seed)
+    validation = datasets.as_dataset((split.x_val, split.y_val), batch_size=BATCH_SIZE,
+                                     shuffle=False)
+    stop = keras.callbacks.EarlyStopping(monitor=monitor, mode="min", patience=PATIENCE,
+                                         restore_best_weights=True)
+    return model.fit(train, validation_data=validation, epochs=epochs, callbacks=[stop],
+                     verbose=0)
+
+
+def mlp(loss: str, name: str) -> Callable:
+    """The D-GEX MLP (tanh hidden layer) trained with ``loss``, early-stopped on validation."""
+
+    def predictor(split, seed: int, epochs: int) -> dict:
+        import keras
+
+        from course import models
+
+        keras.utils.set_random_seed(seed)
+        model = models.MLPRegressor(split.n_landmarks, split.n_targets)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss)
+        fit_on_split(model, split, epochs, seed)
+        return {name: model.predict(split.x_test, verbose=0)}
+
+    predictor.__doc__ = f"The D-GEX MLP trained with {loss}, early-stopped on validation."
+    return predictor
+
+
+def landmark_gan(split, seed: int, epochs: int) -> dict:
+    """LandmarkGAN with its defaults: the point prediction and one conditional sample per cell."""
+    import keras
+
+    from course import models
+
+    keras.utils.set_random_seed(seed)
+    model = models.LandmarkGAN(split.n_landmarks, split.n_targets, seed=seed)
+    model.compile()
+    fit_on_split(model, split, epochs, seed, monitor="val_reconstruction_loss")
+    return {"LandmarkGAN": model.predict(split.x_test, verbose=0),
+            "LandmarkGAN (one sample)": model.sample(split.x_test, seed=seed)}
+
+
+PREDICTORS: dict[str, Callable] = {
+    "per-gene mean": per_gene_mean,
+    "per-gene median": per_gene_median,
+    "ridge": ridge,
+    "kNN regression": knn_regression,
+    "MLP (MSE, D-GEX)": mlp("mse", "MLP (MSE, D-GEX)"),
+    "MLP (L1)": mlp("mae", "MLP (L1)"),
+    "LandmarkGAN": landmark_gan,
+}
+
+
+# --- The protocol ------------------------------------------------------------------------------
+
+
+def evaluate(
+    adata,
+    n_splits: int = 5,
+    n_landmarks: int = N_LANDMARKS,
+    n_targets: int | None = None,
+    epochs: int = EPOCHS,
+    seed: int = 0,
+    predictors: dict[str, Callable] | None = None,
+    verbose: bool = True,
+    first_split_predictions: dict | None = None,
+) -> list[dict]:
+    """Run the protocol: ``n_splits`` random splits, every predictor, every metric.
+
+    Split ``i`` uses the seed ``seed + i`` for its cells; its landmarks are the most variable
+    genes of its training cells. The same seed gives the same table.
+
+    Args:
+        first_split_predictions: a dict to receive the first split's test predictions on the
+            log1p scale (predictor name -> array, plus "truth"), e.g. for figures.
+
+    Returns:
+        One row per split and prediction: ``split``, ``predictor``, ``seconds`` (fit and
+        predict) and every metric of :func:`score`.
+    """
+    if n_splits < 1:
+        raise ValueError(f"n_splits must be at least 1, got {n_splits}.")
+    predictors = PREDICTORS if predictors is None else predictors
+    cell_types, _ = datasets.labels(adata)
+    rows = []
+    for index in range(n_splits):
+        split = datasets.landmark_split(adata, n_landmarks=n_landmarks, n_targets=n_targets,
+                                        seed=seed + index)
+        y_train = split.target_expression(split.y_train)
+        y_test = split.target_expression(split.y_test)
+        for predictor in predictors.values():
+            start = time.perf_counter()
+            predictions = predictor(split, seed + index, epochs)
+            seconds = time.perf_counter() - start
+            for name, prediction in predictions.items():
+                prediction = split.target_expression(prediction)
+                if index == 0 and first_split_predictions is not None:
+                    first_split_predictions.update({name: prediction, "truth": y_test})
+                scores = score(y_test, prediction, y_train,
+                               cell_types[split.train_index], cell_types[split.test_index],
+                               seed=seed + index)
+                rows.append({"split": index, "predictor": name, "seconds": seconds, **scores})
+                if verbose:
+                    print(f"  split {index}: {name:<26} per-gene r {scores['pearson_r']:.3f}, "
+                          f"RMSE {scores['rmse']:.3f}, MAE {scores['mae']:.3f} "
+                          f"({seconds:.1f} s)", flush=True)
+        rows.append({"split": index, "predictor": "truth (test cells)", "seconds": 0.0,
+                     **truth_scores(y_test, y_train, cell_types, split, seed + index)})
+    return rows
+
+
+def truth_scores(y_test, y_train, cell_types, split, seed: int) -> dict:
+    """The realism metrics of the true test matrix itself: the values a perfect model gets."""
+    return {
+        "variance_ratio": 1.0,
+        "zero_fraction": metrics.zero_fraction(y_test),
+        "cell_type_accuracy": metrics.expression_knn_accuracy(
+            y_train, cell_types[split.train_index], y_test, cell_types[split.test_index]),
+    }
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Mean and standard deviation over splits: {predictor: {metric: [mean, sd]}}."""
+    summary: dict = {}
+    for predictor in dict.fromkeys(row["predictor"] for row in rows):
+        mine = [row for row in rows if row["predictor"] == predictor]
+        names = [key for key in mine[0] if key not in ("split", "predictor")]
+        summary[predictor] = {}
+        for name in names:
+            values = np.array([row.get(name, np.nan) for row in mine], dtype=np.float64)
+            if np.all(np.isnan(values)):
+                summary[predictor][name] = [float("nan"), float("nan")]
+                continue
+            sd = float(np.nanstd(values, ddof=1)) if np.sum(~np.isnan(values)) > 1 else 0.0
+            summary[predictor][name] = [float(np.nanmean(values)), sd]
+    return summary
+
+
+def table(summary: dict, metric_names: list[str] | None = None, markdown: bool = False) -> str:
+    """The summary as a text (or markdown) table: one row per metric, one column per predictor."""
+    predictors = list(summary)
+    if metric_names is None:
+        metric_names = list(dict.fromkeys(name for values in summary.values() for name in values))
+
+    def cell(predictor, name):
+        mean, sd = summary[predictor].get(name, [float("nan")] * 2)
+        return "-" if np.isnan(mean) else f"{mean:.3f} +- {sd:.3f}"
+
+    header = ["metric", *predictors]
+    body = [[name, *(cell(p, name) for p in predictors)] for name in metric_names]
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in body])
+    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in [header, *body])
+
+
+def json_ready(value):
+    """``value`` with every NaN replaced by None, recursively (JSON has no NaN; an undefined
+    correlation is written as null)."""
+    if isinstance(value, dict):
+        return {key: json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(item) for item in value]
+    if isinstance(value, (float, np.floating)):
+        return None if np.isnan(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value

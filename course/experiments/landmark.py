@@ -1,0 +1,36 @@
+"""Landmark -> target gene prediction on PBMC cells, measured by ``course.evaluation``.
+
+LandmarkGAN against the floors (per-gene mean and median), ridge regression, kNN regression and
+the D-GEX MLP trained with MSE or L1, over several random cell splits. The protocol trains its many small models on one device
+(``--strategy`` does not apply here).
+"""
+
+from __future__ import annotations
+
+import json
+
+from course.experiments import Run, experiment
+
+N_SPLITS = 5
+
+@experiment("landmark-pbmc", "PBMC landmark -> target genes: LandmarkGAN vs ridge, kNN, MLPs "
+                             "and floors, 5 random splits")
+def landmark_pbmc(run: Run) -> dict:
+    from course import datasets, evaluation, plots
+
+    adata = datasets.load_pbmc(source=run.source)
+    predictions: dict = {}
+    rows = evaluation.evaluate(adata, n_splits=N_SPLITS, epochs=run.epochs_or(evaluation.EPOCHS),
+                               seed=run.seed, first_split_predictions=predictions)
+    summary = evaluation.summarize(rows)
+    print(evaluation.table(summary))
+    run.path("table.md").write_text(evaluation.table(summary, markdown=True) + "\n")
+    run.path("splits.json").write_text(json.dumps(evaluation.json_ready(rows), indent=1) + "\n")
+    run.save_figure(plots.protocol_bars(summary), "protocol.png")
+    for name in ("LandmarkGAN", "ridge"):
+        figure = plots.predicted_vs_true(predictions["truth"], predictions[name],
+                                         title=f"{name}, test cells of split 0 (log1p)")
+        run.save_figure(figure, f"predicted_vs_true_{name.lower()}.png")
+    return {"n_cells": adata.n_obs, "n_landmarks": evaluation.N_LANDMARKS,
+            "n_targets": adata.n_vars - evaluation.N_LANDMARKS, "n_splits": N_SPLITS,
+            "models": evaluation.json_ready(summary)}
