@@ -6,12 +6,44 @@ Import the parts you need: ``from course import datasets, models, metrics, plots
 import os
 import warnings
 
-# Keras 3 on the TensorFlow backend; keep TensorFlow's C++ start-up chatter out of notebooks.
+# Keras 3 on the TensorFlow backend. TensorFlow's C++ log level 3 hides its start-up lines (such
+# as "failed call to cuInit: ... UNKNOWN ERROR (303)" on a machine without a GPU); both must be
+# set before TensorFlow is imported, and a value the user has set wins.
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 # Keras 3.15 warns on EVERY fit() over a tf.data.Dataset that "shuffle=True was passed", even
 # when nobody passed it (it is fit's default). Our pipelines shuffle in tf.data, so hide it.
 warnings.filterwarnings("ignore", message="`shuffle=True` was passed", category=UserWarning)
 
 __version__ = "0.1.0"
+
+
+def import_tensorflow_quietly():
+    """Import TensorFlow without the lines its C++ libraries print while they load.
+
+    A few lines ("Could not find cuda drivers on your machine", "All log messages before
+    absl::InitializeLog() is called ...") are written to the process's stderr before
+    ``TF_CPP_MIN_LOG_LEVEL`` takes effect, so the import runs with file descriptor 2 pointed at
+    the null device. Python exceptions still propagate. Nothing is hidden when TensorFlow is
+    already imported or the user asked for its log (``TF_CPP_MIN_LOG_LEVEL`` below 3).
+
+    Returns:
+        The ``tensorflow`` module.
+    """
+    import sys
+
+    if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "3":
+        import tensorflow
+
+        return tensorflow
+    sys.stderr.flush()
+    saved_stderr = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null_device:
+            os.dup2(null_device.fileno(), 2)
+            import tensorflow
+    finally:
+        os.dup2(saved_stderr, 2)
+        os.close(saved_stderr)
+    return tensorflow

@@ -41,11 +41,15 @@ def _add_run(subparsers) -> None:
 
 
 def _run(args) -> int:
-    from course import experiments
+    from course import experiments, import_tensorflow_quietly
 
     if args.list or not args.name:
         print(experiments.describe())
         return 0 if args.list else 2
+    # Check the request before TensorFlow starts (seconds) and before anything is written.
+    experiments.check_request(args.name, args.out, args.epochs, args.seed, args.cpu_replicas,
+                              args.source)
+    import_tensorflow_quietly()
     experiments.run(
         args.name,
         out=args.out,
@@ -69,6 +73,33 @@ def _add_labs(subparsers) -> None:
     from course.grading import cli as grading_cli
 
     grading_cli.add_labs_parser(subparsers)
+    # `labs build` also writes .ipynb copies on request (for Colab).
+    labs_actions = next(action for action in subparsers.choices["labs"]._actions
+                        if isinstance(action, argparse._SubParsersAction))
+    build = labs_actions.choices["build"]
+    build.add_argument("--ipynb", metavar="DIR", default=None,
+                       help="also write each lab as DIR/NN_topic.ipynb (for Google Colab)")
+    build.add_argument("--colab-install", metavar="REQUIREMENT", default=None,
+                       help="with --ipynb: start each notebook with a cell that pip-installs "
+                       "REQUIREMENT on Colab, e.g. git+https://github.com/ORG/course.git")
+    build.set_defaults(handler=_build_labs_and_notebooks(build.get_default("handler")))
+
+
+def _build_labs_and_notebooks(build_labs):
+    """The ``labs build`` handler, followed by the .ipynb export when --ipynb is given."""
+
+    def handler(args) -> int:
+        if args.colab_install and not args.ipynb:
+            raise ValueError("--colab-install needs --ipynb DIR")
+        status = build_labs(args)
+        if status == 0 and args.ipynb:
+            from course.notebooks import write_ipynb
+
+            for path in write_ipynb(args.labs, args.ipynb, args.colab_install):
+                print(f"wrote {path}")
+        return status
+
+    return handler
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -40,24 +40,38 @@ def image_grid(
     return figure
 
 
-def _plot_curve(axis, logs: dict, key: str) -> None:
+def _plot_curve(axis, logs: dict, key: str, units: str | None = None) -> None:
     """One logged value per epoch (and its validation value, if any) on ``axis``."""
     epochs = np.arange(1, len(logs[key]) + 1)
-    axis.plot(epochs, logs[key], label="train")
+    axis.plot(epochs, logs[key], marker="." if len(epochs) < 20 else None, label="train")
     if f"val_{key}" in logs:
         axis.plot(epochs, logs[f"val_{key}"], label="validation")
-        axis.legend()
-    axis.set_title(key)
+        axis.legend(fontsize="small")
+    axis.set_title(key.replace("_", " "))
+    axis.set_ylabel(units or key)
+    _epoch_axis(axis, len(epochs))
+
+
+def _epoch_axis(axis, n_epochs: int) -> None:
+    """Label the x axis "epoch", with whole-number ticks (also for a single epoch)."""
     axis.set_xlabel("epoch")
+    axis.set_xlim(0.5, n_epochs + 0.5)
+    axis.xaxis.get_major_locator().set_params(integer=True)
 
 
-def history(history, keys: list[str] | None = None, title: str = "Training history"):
-    """Plot each logged loss per epoch from a ``keras.callbacks.History`` (or its dict)."""
+def history(history, keys: list[str] | None = None, title: str = "Training history",
+            units: str | None = None):
+    """Plot each logged loss per epoch from a ``keras.callbacks.History`` (or its dict).
+
+    Args:
+        units: the unit of the logged values, shown on the y axes (e.g. "nats per image").
+    """
     logs = history.history if hasattr(history, "history") else dict(history)
-    keys = keys or [k for k in logs if not k.startswith("val_")]
-    figure, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 2.8), squeeze=False)
+    # The total loss first, then its terms in the order they were logged.
+    keys = keys or sorted((k for k in logs if not k.startswith("val_")), key=lambda k: k != "loss")
+    figure, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3.0), squeeze=False)
     for axis, key in zip(axes.flat, keys):
-        _plot_curve(axis, logs, key)
+        _plot_curve(axis, logs, key, units)
     figure.suptitle(title)
     figure.tight_layout()
     return figure
@@ -74,16 +88,19 @@ def class_grid(cgan, n_per_class: int = 10, seed: int = 0, title: str | None = N
                       title=title or "One row per requested class")
 
 
-def loss_curves(history, title: str = "Adversarial training"):
+def loss_curves(history, title: str = "Adversarial training", units: str | None = "nats"):
     """Discriminator and generator losses per epoch on one axis, other logged losses beside it.
 
     A healthy GAN keeps both curves roughly level; a discriminator loss falling to 0 while the
     generator loss climbs means D has won and G no longer learns.
+
+    Args:
+        units: the unit of the losses, shown on the y axes (binary cross-entropy: nats).
     """
     logs = history.history if hasattr(history, "history") else dict(history)
     others = [k for k in logs if not k.startswith("val_") and k not in ("d_loss", "g_loss")]
     figure, axes = plt.subplots(
-        1, 1 + len(others), figsize=(4.2 + 3.2 * len(others), 3.0), squeeze=False
+        1, 1 + len(others), figsize=(5.4 + 3.6 * len(others), 3.2), squeeze=False
     )
     axes = axes[0]
     # The generator's loss gets its own y axis: with weighted extra terms it can be 100x larger.
@@ -91,37 +108,53 @@ def loss_curves(history, title: str = "Adversarial training"):
     players = ((axes[0], "d_loss", "tab:blue"), (generator_axis, "g_loss", "tab:red"))
     for axis, key, color in players:
         epochs = np.arange(1, len(logs[key]) + 1)
-        axis.plot(epochs, logs[key], color=color, label=key)
+        axis.plot(epochs, logs[key], color=color, marker="." if len(epochs) < 20 else None,
+                  label=key)
         if f"val_{key}" in logs:
             axis.plot(epochs, logs[f"val_{key}"], "--", color=color, label=f"val_{key}")
-        axis.set_ylabel(key, color=color)
+        axis.set_ylabel(f"{key} ({units})" if units else key, color=color)
+        axis.tick_params(axis="y", colors=color)
+    # The legend sits below the axes: inside, it would cover one of the two curves.
     lines = axes[0].get_lines() + generator_axis.get_lines()
-    axes[0].legend(lines, [line.get_label() for line in lines], fontsize="small")
-    axes[0].set_title("discriminator and generator")
+    axes[0].legend(lines, [line.get_label() for line in lines], fontsize="small",
+                   loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=len(lines),
+                   frameon=False)
     for axis, key in zip(axes[1:], others):
-        _plot_curve(axis, logs, key)
+        _plot_curve(axis, logs, key, units)
     for axis in axes:
-        axis.set_xlabel("epoch")
-    figure.suptitle(title)
+        _epoch_axis(axis, len(logs["d_loss"]))
+    if others:
+        axes[0].set_title("discriminator and generator")
+        figure.suptitle(title)
+    else:
+        axes[0].set_title(title)
     figure.tight_layout()
     return figure
 
 
 def predicted_vs_true(y_true, y_pred, max_points: int = 20000, seed: int = 0,
-                      title: str = "Predicted vs true expression"):
-    """Scatter of predicted against true values (a random subset), identity line, MAE and CCC."""
+                      title: str = "Predicted vs true expression", units: str | None = None):
+    """Density of predicted against true values (a random subset of max_points cell-gene
+    pairs), with the identity line, a colour bar of the counts, MAE and CCC in the title.
+
+    Args:
+        units: the scale of the values, shown on the axes (e.g. "log1p" or "standardized").
+    """
     from course import metrics
 
     y_true, y_pred = np.asarray(y_true).ravel(), np.asarray(y_pred).ravel()
     rng = np.random.default_rng(seed)
     shown = rng.choice(len(y_true), min(max_points, len(y_true)), replace=False)
-    figure = plt.figure(figsize=(4.2, 4.0))
+    figure = plt.figure(figsize=(5.2, 4.2))
     axis = figure.gca()
-    axis.hexbin(y_true[shown], y_pred[shown], gridsize=60, bins="log", cmap="viridis", mincnt=1)
+    density = axis.hexbin(y_true[shown], y_pred[shown], gridsize=60, bins="log", cmap="viridis",
+                          mincnt=1)
+    figure.colorbar(density, ax=axis, label="cell-gene pairs per hexagon (log scale)")
     low, high = np.percentile(np.concatenate([y_true, y_pred]), [0.1, 99.9])
     axis.plot([low, high], [low, high], "r--", linewidth=1, label="identity")
-    axis.set_xlabel("true")
-    axis.set_ylabel("predicted")
+    suffix = f" ({units})" if units else ""
+    axis.set_xlabel(f"true expression{suffix}")
+    axis.set_ylabel(f"predicted expression{suffix}")
     axis.legend(loc="upper left")
     axis.set_title(
         f"{title}\nMAE {metrics.mae(y_true, y_pred):.3f}, "
@@ -132,20 +165,23 @@ def predicted_vs_true(y_true, y_pred, max_points: int = 20000, seed: int = 0,
 
 
 def per_gene_error_histogram(per_gene_mae, baselines: dict | None = None, bins: int = 40,
-                             label: str = "model", xlabel: str = "per-gene MAE"):
+                             label: str = "model", xlabel: str = "per-gene MAE",
+                             title: str = "Test error of each gene"):
     """Histogram of the per-gene errors of a model, overlaid with those of ``baselines``."""
     series = {label: np.asarray(per_gene_mae)}
     series.update({name: np.asarray(values) for name, values in (baselines or {}).items()})
     finite = np.concatenate([values[np.isfinite(values)] for values in series.values()])
     edges = np.linspace(finite.min(), finite.max(), bins + 1)
-    figure = plt.figure(figsize=(5, 3.2))
+    figure = plt.figure(figsize=(7.5, 3.4))
     axis = figure.gca()
     for name, values in series.items():
         axis.hist(values[np.isfinite(values)], bins=edges, histtype="step", linewidth=1.5,
                   label=f"{name} (median {np.nanmedian(values):.3f})")
     axis.set_xlabel(xlabel)
     axis.set_ylabel("genes")
-    axis.legend()
+    axis.set_title(title)
+    # Outside the axes: inside, the legend would cover the bars.
+    axis.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     figure.tight_layout()
     return figure
 
@@ -153,7 +189,7 @@ def per_gene_error_histogram(per_gene_mae, baselines: dict | None = None, bins: 
 # --- VAE family: latent spaces, manifold, reconstructions, interpolation -----------------------
 
 
-def _labelled_scatter(axis, points, labels, names=None):
+def _labelled_scatter(axis, points, labels, names=None, legend_title=None):
     """Scatter 2-D points, one colour per label, with a legend of label names."""
     labels = np.asarray(labels)
     classes = np.unique(labels)
@@ -163,38 +199,72 @@ def _labelled_scatter(axis, points, labels, names=None):
         name = names[label] if names is not None else label
         axis.scatter(*points[chosen].T, s=6, alpha=0.7, color=colours(index % colours.N),
                      label=str(name))
-    axis.legend(markerscale=3, fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5))
+    axis.legend(markerscale=3, fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5),
+                title=legend_title, title_fontsize="small")
 
 
-def latent_scatter(z, labels, names=None, title: str = "Latent space"):
+def latent_scatter(z, labels, names=None, title: str = "Latent space",
+                   axis_labels: tuple[str, str] = ("z[0]", "z[1]"),
+                   legend_title: str | None = None):
     """Scatter the first two latent dimensions, coloured by label (digit, cell type).
 
     Args:
         names: optional label names, indexed by the integer labels.
+        axis_labels: names of the two plotted dimensions, e.g. ("PC 1", "PC 2") for PCA.
+        legend_title: what the labels are, e.g. "digit".
     """
     z = np.asarray(z)
     if z.ndim != 2 or z.shape[1] < 2:
         raise ValueError(f"z must have shape (n, >= 2), got {z.shape}.")
     figure, axis = plt.subplots(figsize=(6, 5))
-    _labelled_scatter(axis, z[:, :2], labels, names)
-    axis.set_xlabel("z[0]")
-    axis.set_ylabel("z[1]")
+    _labelled_scatter(axis, z[:, :2], labels, names, legend_title)
+    axis.set_xlabel(axis_labels[0])
+    axis.set_ylabel(axis_labels[1])
     axis.set_title(title if z.shape[1] == 2 else f"{title} (first 2 of {z.shape[1]} dims)")
     return figure
 
 
-def latent_umap(z, labels, names=None, seed: int = 0, title: str = "Latent space (UMAP)"):
-    """A seeded 2-D UMAP of latent codes of any dimension, coloured by label."""
+def _umap(z, seed: int) -> np.ndarray:
+    """A seeded 2-D UMAP of ``z`` (n, d)."""
     import umap
 
-    embedding = umap.UMAP(n_neighbors=15, random_state=seed, n_jobs=1).fit_transform(np.asarray(z))
-    figure, axis = plt.subplots(figsize=(6, 5))
-    _labelled_scatter(axis, embedding, labels, names)
+    return umap.UMAP(n_neighbors=15, random_state=seed, n_jobs=1).fit_transform(np.asarray(z))
+
+
+def _umap_axes(axis, title: str) -> None:
     axis.set_xticks([])
     axis.set_yticks([])
     axis.set_xlabel("UMAP 1")
     axis.set_ylabel("UMAP 2")
     axis.set_title(title)
+
+
+def latent_umap(z, labels, names=None, seed: int = 0, title: str = "Latent space (UMAP)"):
+    """A seeded 2-D UMAP of latent codes of any dimension, coloured by label."""
+    figure, axis = plt.subplots(figsize=(6, 5))
+    _labelled_scatter(axis, _umap(z, seed), labels, names)
+    _umap_axes(axis, title)
+    return figure
+
+
+def umap_comparison(embeddings: dict, labels, names=None, seed: int = 0,
+                    title: str | None = None, legend_title: str | None = None):
+    """Seeded UMAPs of several embeddings of the same cells side by side, one shared legend.
+
+    Args:
+        embeddings: panel title (put the scores in it) -> array (n_cells, d).
+        names: optional label names, indexed by the integer labels.
+    """
+    figure, axes = plt.subplots(1, len(embeddings), figsize=(4.6 * len(embeddings) + 1.6, 4.4),
+                                squeeze=False)
+    for axis, (panel_title, z) in zip(axes[0], embeddings.items()):
+        _labelled_scatter(axis, _umap(z, seed), labels, names, legend_title)
+        _umap_axes(axis, panel_title)
+        if axis is not axes[0, -1]:
+            axis.get_legend().remove()
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
     return figure
 
 

@@ -1,9 +1,13 @@
 """Named end-to-end demos behind ``course run NAME``.
 
 Each demo is a function registered with :func:`experiment`. It receives a :class:`Run` (output
-folder, epochs, seed, strategy, data source) and returns a dict of metrics; :func:`run` sets the
-seed and precision policy, creates the strategy, calls it, and writes ``metrics.json``.
-Demos live in ``vae.py`` and ``gan.py`` next to this file.
+folder, epochs, seed, strategy, data source) and returns ``run.report(...)``: the one schema of
+``metrics.json`` shared by every demo (see :data:`METRICS_KEYS` and the README).
+
+:func:`run` checks the request before anything is written, sets the seed and precision policy,
+creates the strategy, and lets the demo write into a temporary folder next to the target that is
+moved into place only when the demo has finished: the model, metrics and figures in ``runs/NAME``
+always come from one complete run. Demos live in ``vae.py``, ``gan.py`` and ``landmark.py``.
 """
 
 from __future__ import annotations
@@ -11,19 +15,49 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import platform
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-EXPERIMENTS: dict[str, tuple[Callable, str]] = {}
+# The data sets a demo can declare, and the --source values their loaders accept.
+DATA_SOURCES = {"mnist": ("auto", "keras", "bundled"), "pbmc": ("auto", "pbmc3k", "bundled")}
+# The top-level keys of every metrics.json, in order.
+METRICS_KEYS = ("demo", "seed", "epochs", "replicas", "mixed_precision", "data", "metrics",
+                "timing", "versions")
+# Measured wall-clock times of the default runs (written by benchmarks/demo_times.py).
+TIMINGS_FILE = Path(__file__).with_name("timings.json")
 
 
-def experiment(name: str, description: str):
-    """Register a demo function ``fn(run: Run) -> dict`` under ``name``."""
+@dataclasses.dataclass(frozen=True)
+class Demo:
+    """A registered demo: its function, one line of description, default epochs and data set."""
+
+    fn: Callable
+    description: str
+    epochs: int | None = None
+    data: str | None = None
+
+
+EXPERIMENTS: dict[str, Demo] = {}
+
+
+def experiment(name: str, description: str, epochs: int | None = None, data: str | None = None):
+    """Register a demo function ``fn(run: Run) -> dict`` under ``name``.
+
+    Args:
+        epochs: the default number of epochs (``run.epochs`` when --epochs is not given).
+        data: "mnist" or "pbmc": the data set the demo loads, so that ``--source`` is checked
+            before the run starts.
+    """
+    if data is not None and data not in DATA_SOURCES:
+        raise ValueError(f"data must be one of {', '.join(DATA_SOURCES)}, got {data!r}.")
 
     def register(fn):
-        EXPERIMENTS[name] = (fn, description)
+        EXPERIMENTS[name] = Demo(fn, description, epochs, data)
         return fn
 
     return register
@@ -31,7 +65,10 @@ def experiment(name: str, description: str):
 
 @dataclasses.dataclass
 class Run:
-    """What a demo needs to know: where to write, how long to train, and on what."""
+    """What a demo needs to know: where to write, how long to train, and on what.
+
+    ``out`` is the temporary folder the demo writes into; ``target`` is where it will be moved.
+    """
 
     name: str
     out: Path
@@ -40,6 +77,8 @@ class Run:
     strategy: object
     source: str = "auto"
     mixed_precision: bool = False
+    target: Path | None = None
+    timing: dict = dataclasses.field(default_factory=dict)
 
     @property
     def is_chief(self) -> bool:
@@ -70,8 +109,29 @@ class Run:
         )
 
     def epochs_or(self, default: int) -> int:
-        """The epochs asked for on the command line, else the demo's default."""
+        """The epochs asked for on the command line, else ``default``."""
         return default if self.epochs is None else self.epochs
+
+    def fit(self, model, data, n_examples: int, **fit_arguments):
+        """``model.fit(data, **fit_arguments)``, timed: fills ``timing`` with the training
+        seconds, the seconds of each epoch and the training examples per second."""
+        import keras
+
+        starts, epoch_seconds = [], []
+        timer = keras.callbacks.LambdaCallback(
+            on_epoch_begin=lambda epoch, logs: starts.append(time.perf_counter()),
+            on_epoch_end=lambda epoch, logs: epoch_seconds.append(time.perf_counter() - starts[-1]),
+        )
+        fit_arguments["callbacks"] = [*fit_arguments.get("callbacks", []), timer]
+        start = time.perf_counter()
+        history = model.fit(data, verbose=self.verbose, **fit_arguments)
+        seconds = time.perf_counter() - start
+        self.timing = {
+            "train_s": round(seconds, 2),
+            "epoch_s": [round(value, 2) for value in epoch_seconds],
+            "train_examples_per_s": round(len(epoch_seconds) * n_examples / seconds, 1),
+        }
+        return history
 
     def path(self, filename: str) -> Path:
         """Path of an output file (a scratch folder on non-chief workers)."""
@@ -81,6 +141,9 @@ class Run:
         scratch.mkdir(parents=True, exist_ok=True)
         return scratch / filename
 
+    def _wrote(self, filename: str, note: str = "") -> None:
+        print(f"  wrote {filename}{note}")
+
     def save_figure(self, figure, filename: str) -> Path:
         """Save a matplotlib figure as PNG and close it."""
         import matplotlib.pyplot as plt
@@ -88,29 +151,110 @@ class Run:
         path = self.path(filename)
         figure.savefig(path, dpi=120, bbox_inches="tight")
         plt.close(figure)
-        print(f"  wrote {path}")
+        self._wrote(filename)
         return path
 
     def save_model(self, model, filename: str = "model.keras") -> Path:
         """Save a model in the ``.keras`` format."""
         path = self.path(filename)
         model.save(path)
-        print(f"  wrote {path} (load it with `from course import models` and "
-              "`keras.models.load_model`)")
+        self._wrote(filename, " (load it with `from course import models` and "
+                              "`keras.models.load_model`)")
         return path
+
+    def report(self, *, epochs: int | None, data: dict, metrics: dict) -> dict:
+        """The demo's result in the schema of metrics.json (every demo returns this).
+
+        Args:
+            epochs: epochs trained (the budget, for demos that stop early).
+            data: what was trained and evaluated on: ``name``, ``source`` and sizes.
+            metrics: the scores, as numbers or nested dicts of numbers.
+        """
+        import keras
+        import tensorflow as tf
+
+        from course import __version__
+
+        return {
+            "demo": self.name,
+            "seed": self.seed,
+            "epochs": epochs,
+            "replicas": self.strategy.num_replicas_in_sync,
+            "mixed_precision": self.mixed_precision,
+            "data": data,
+            "metrics": metrics,
+            "timing": dict(self.timing),
+            "versions": {"course": __version__, "keras": keras.__version__,
+                         "tensorflow": tf.__version__, "python": platform.python_version()},
+        }
+
+
+def data_source_name(data: str, source: str) -> str:
+    """Where the demo's data come from now: "cache", "download" or "bundled"."""
+    from course import datasets
+
+    return (datasets.mnist_source if data == "mnist" else datasets.pbmc_source)(source)
 
 
 def _load_demo_modules() -> None:
     from course.experiments import gan, landmark, vae  # noqa: F401  (registers the demos)
 
 
+def _timings() -> dict:
+    return json.loads(TIMINGS_FILE.read_text()) if TIMINGS_FILE.exists() else {}
+
+
 def describe() -> str:
-    """A table of the available demos."""
+    """A table of the available demos: default epochs, measured time and what each shows."""
     _load_demo_modules()
-    width = max(len(name) for name in EXPERIMENTS)
+    timings = _timings()
+    rows = []
+    for name, demo in sorted(EXPERIMENTS.items()):
+        measured = timings.get("demos", {}).get(name, {}).get("default_run_s")
+        rows.append((name, "-" if demo.epochs is None else str(demo.epochs),
+                     "-" if measured is None else f"{measured / 60:.0f} min", demo.description))
+    header = ("demo", "epochs", "time", "what it shows")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(3)]
     lines = ["Available demos (course run NAME):"]
-    lines += [f"  {name:<{width}}  {text}" for name, (_, text) in sorted(EXPERIMENTS.items())]
+    lines += ["  " + "  ".join(f"{cell:<{width}}" for cell, width in zip(row, widths)) + "  "
+              + row[3] for row in [header, *rows]]
+    if timings:
+        lines.append(f"time: {timings['note']}")
     return "\n".join(lines)
+
+
+def check_request(
+    name: str,
+    out: str | os.PathLike | None = None,
+    epochs: int | None = None,
+    seed: int = 0,
+    cpu_replicas: int | None = None,
+    source: str = "auto",
+) -> Path:
+    """Check a ``run`` request without writing anything; return the output folder.
+
+    Raises:
+        ValueError: naming the bad argument and what to pass instead.
+    """
+    _load_demo_modules()
+    if name not in EXPERIMENTS:
+        raise ValueError(f"Unknown demo {name!r}. {describe()}")
+    if epochs is not None and epochs < 1:
+        raise ValueError(f"--epochs must be at least 1, got {epochs}.")
+    if seed < 0:
+        raise ValueError(f"--seed must be a non-negative integer, got {seed}.")
+    if cpu_replicas is not None and cpu_replicas < 1:
+        raise ValueError(f"--cpu-replicas must be at least 1, got {cpu_replicas}.")
+    data = EXPERIMENTS[name].data
+    if data is not None and source not in DATA_SOURCES[data]:
+        raise ValueError(
+            f"Unknown --source {source!r} for {name}, which loads {data.upper()}: choose "
+            f"{', '.join(DATA_SOURCES[data])}."
+        )
+    target = Path(out) if out is not None else Path("runs") / name
+    if target.exists() and not target.is_dir():
+        raise ValueError(f"--out {target} is a file; name a folder.")
+    return target
 
 
 def run(
@@ -123,12 +267,12 @@ def run(
     mixed_precision: bool = False,
     source: str = "auto",
 ) -> dict:
-    """Run the demo ``name`` end to end and return its metrics (also written to metrics.json)."""
-    _load_demo_modules()
-    if name not in EXPERIMENTS:
-        raise ValueError(f"Unknown demo {name!r}. {describe()}")
-    if epochs is not None and epochs < 1:
-        raise ValueError(f"--epochs must be at least 1, got {epochs}.")
+    """Run the demo ``name`` end to end and return its metrics (also written to metrics.json).
+
+    The outputs appear in ``out`` (default ``runs/NAME``) only when the demo has finished; an
+    interrupted run leaves the previous complete result in place.
+    """
+    target = check_request(name, out, epochs, seed, cpu_replicas, source)
     import keras
 
     from course import distribute
@@ -136,29 +280,50 @@ def run(
     strategy_object = distribute.get_strategy(strategy, cpu_replicas=cpu_replicas)
     keras.utils.set_random_seed(seed)
     keras.config.set_dtype_policy("mixed_float16" if mixed_precision else "float32")
-    out_dir = Path(out) if out is not None else Path("runs") / name
-    out_dir.mkdir(parents=True, exist_ok=True)
-    context = Run(name, out_dir, epochs, seed, strategy_object, source, mixed_precision)
-    fn, _ = EXPERIMENTS[name]
+    demo = EXPERIMENTS[name]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial",
+                                    dir=target.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    scratch.chmod(0o777 & ~umask)  # mkdtemp's folder is private; the result should not be
+    context = Run(name, scratch, epochs if epochs is not None else demo.epochs, seed,
+                  strategy_object, source, mixed_precision, target)
     print(
         f"course run {name}: seed {seed}, {strategy_object.num_replicas_in_sync} replica(s), "
-        f"{'mixed_float16' if mixed_precision else 'float32'}, writing to {out_dir}/"
+        f"{'mixed_float16' if mixed_precision else 'float32'}; results go to {target}/ when "
+        "the run is complete"
     )
     start = time.perf_counter()
     try:
-        metrics = fn(context)
+        record = demo.fn(context)
+        if not isinstance(record, dict) or tuple(record) != METRICS_KEYS:
+            raise TypeError(f"Demo {name!r} must return run.report(...), got {type(record)}.")
+        record["timing"] = {"total_s": round(time.perf_counter() - start, 2),
+                            **record["timing"]}
+        path = context.path("metrics.json")
+        path.write_text(json.dumps(record, indent=2, default=float) + "\n")
+        context._wrote("metrics.json")
+        if context.is_chief:
+            _move_into_place(scratch, target)
     finally:
         keras.config.set_dtype_policy("float32")
-    metrics = {
-        "demo": name,
-        "seed": seed,
-        "replicas": strategy_object.num_replicas_in_sync,
-        "mixed_precision": mixed_precision,
-        "wall_time_s": round(time.perf_counter() - start, 2),
-        **metrics,
-    }
-    path = context.path("metrics.json")
-    path.write_text(json.dumps(metrics, indent=2, default=float) + "\n")
-    print(f"  wrote {path}")
-    print(json.dumps(metrics, indent=2, default=float))
-    return metrics
+        shutil.rmtree(scratch, ignore_errors=True)
+    print(json.dumps(record, indent=2, default=float))
+    return record
+
+
+def _move_into_place(scratch: Path, target: Path) -> None:
+    """Replace ``target`` by the finished ``scratch`` folder.
+
+    A folder cannot atomically replace a non-empty one, so the old result is first renamed
+    aside; a crash between the two renames leaves no ``target`` (never a mix of two runs).
+    """
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.{os.getpid()}.old")
+        target.rename(old)
+    scratch.rename(target)
+    print(f"  moved the complete result into {target}/")
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -39,14 +39,14 @@ class LabResult:
         return sum(result.max_points for result in self.results)
 
     def __str__(self) -> str:
-        width = min(40, max((len(result.title) for result in self.results), default=0))
+        width = max((len(result.title) for result in self.results), default=0)
         lines = [f"Lab {self.lab}: {self.points:g}/{self.max_points:g} points"]
         for result in self.results:
             mark = "✔" if result.passed else "✘"
             score = f"{result.points:g}/{result.max_points:g}"
             detail = "" if result.passed else f"  {result.message}"
             lines.append(
-                f"{mark} {result.id:<6} {result.title[:width]:<{width}}  {score:>7}{detail}"
+                f"{mark} {result.id:<6} {result.title:<{width}}  {score:>7}{detail}"
             )
         return "\n".join(lines)
 

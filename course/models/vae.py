@@ -386,6 +386,12 @@ class VAE(keras.Model):
         """Return ``x`` as a float32 array (and the condition), or raise a ValueError that
         says what is wrong with it (shape; for count likelihoods, not raw counts)."""
         x = np.asarray(x)
+        if tuple(x.shape) == self.data_shape:
+            raise ValueError(
+                f"Got one example of shape {x.shape} without the batch axis; the model expects "
+                f"a batch of shape (n, {', '.join(map(str, self.data_shape))}). Pass x[None] "
+                "for one example, or slice the batch: x[:1] instead of x[0]."
+            )
         if x.ndim != len(self.data_shape) + 1 or tuple(x.shape[1:]) != self.data_shape:
             raise ValueError(
                 f"Expected data of shape (n, {', '.join(map(str, self.data_shape))}), got "
