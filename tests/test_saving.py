@@ -1,4 +1,5 @@
-"""models.load: a saved model comes back; a missing, cut-short or foreign file gets a clear error."""
+"""models.load: a saved model comes back; a missing, cut-short or foreign file gets a clear error
+"""
 
 from __future__ import annotations
 
