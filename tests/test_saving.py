@@ -1,5 +1,4 @@
-"""models.load: a saved model comes back; a missing, cut-short or foreign file gets a clear error
-"""
+"""models.load: a saved model comes back; a bad file gets an error that says what is wrong."""
 
 from __future__ import annotations
 
