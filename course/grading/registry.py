@@ -279,7 +279,7 @@ def judge(entry: Exercise, inputs: Arrays, outputs: Arrays) -> CheckResult:
     """
     try:
         entry.check(dict(inputs), as_arrays(outputs, "the probe's outputs"))
-    except CheckFailed as error:
+    except (CheckFailed, AssertionError) as error:  # a verdict's assert gives its message too
         return failed(entry, error)
     except Exception as error:  # outputs a verdict did not expect: a failure, not a crash
         return failed(entry, CheckFailed(f"the outputs could not be checked ({error})"))
