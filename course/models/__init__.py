@@ -2,10 +2,12 @@
 
 - ``vae.py``: VAE and ConditionalVAE (image and count likelihoods).
 - ``gan.py``: GAN and ConditionalGAN.
+- ``dgd.py``: DGD, the Deep Generative Decoder (no encoder; MAP representations per cell).
 - ``landmark.py``: LandmarkGAN (landmark -> target genes) and the MLP regression baseline.
 - ``wgan.py``: the WGAN-GP base; ``scgan.py``: ScGAN and ConditionalScGAN (cscGAN);
   ``dnagan.py``: DNAGAN (one-hot DNA) with design by activation maximization.
 """
+from course.models.dgd import DGD  # noqa: E402, F401
 from course.models.gan import GAN, ConditionalGAN  # noqa: E402, F401
 from course.models.landmark import LandmarkGAN, MLPRegressor  # noqa: E402, F401
 from course.models.scgan import ConditionalScGAN, ScGAN  # noqa: E402, F401
