@@ -80,7 +80,7 @@ figure.tight_layout();
 # %%
 def standardize(expression):
     """Each gene (column) centred to mean 0 and scaled to standard deviation 1 over cells."""
-    raise NotImplementedError("Exercise 1.1: ops.mean and ops.std over the cells (axis=0, keepdims=True); add 1e-6.")
+    raise NotImplementedError("Exercise 1.1: Centre each gene on its mean over the cells and divide by its standard deviation (+ epsilon).")
 
 
 check("1.1")
@@ -111,7 +111,7 @@ figure.tight_layout();
 # %%
 def build_encoder(n_genes, latent_dim):
     """A dense encoder: n_genes -> 128 (ReLU) -> latent_dim."""
-    raise NotImplementedError("Exercise 1.2: keras.Input((n_genes,)), Dense(128, activation=\"relu\"), Dense(latent_dim).")
+    raise NotImplementedError("Exercise 1.2: From a keras.Input, a hidden Dense layer with a ReLU, then a code layer without activation.")
 
 
 check("1.2")
@@ -152,7 +152,7 @@ autoencoder.summary()
 # %%
 def reconstruction_loss(expression, reconstruction):
     """The squared error of each cell, summed over genes, averaged over cells."""
-    raise NotImplementedError("Exercise 1.3: ops.square of the difference, ops.sum over genes (axis=-1), then ops.mean.")
+    raise NotImplementedError("Exercise 1.3: Each cell's squared error summed over its genes, then averaged over the cells.")
 
 
 check("1.3")
@@ -203,7 +203,7 @@ class Autoencoder(keras.Model):
 
     def train_step(self, data):
         expression, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        raise NotImplementedError("Exercise 1.4: In a tf.GradientTape: reconstruct and compute the loss; then tape.gradient, optimizer.apply.")
+        raise NotImplementedError("Exercise 1.4: Steps 1-3 above: forward pass and loss under the tape, then the gradients and the update.")
         self.loss_tracker.update_state(loss)
         return {"loss": self.loss_tracker.result()}
 

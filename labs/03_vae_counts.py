@@ -87,7 +87,7 @@ EPSILON = 1e-8
 
 def nb_log_likelihood(x, mu, theta):
     """log NB(x; mean mu, inverse dispersion theta), element by element."""
-    raise NotImplementedError("Exercise 3.1: tf.math.lgamma for the three log-gamma terms, ops.log for the rest.")
+    raise NotImplementedError("Exercise 3.1: The formula above, term by term (keras.ops has no log-gamma: tf.math.lgamma).")
 
 
 check("3.1")
@@ -126,7 +126,7 @@ plt.legend();
 # %%
 def expected_counts(gene_logits, counts):
     """mu: each cell's library size times the softmax (over genes) of its gene logits."""
-    raise NotImplementedError("Exercise 3.2: ops.softmax over the genes (axis=-1) times ops.sum(counts, axis=-1, keepdims=True).")
+    raise NotImplementedError("Exercise 3.2: Each cell's gene shares from its logits, scaled by the cell's library size.")
 
 
 check("3.2")
@@ -176,8 +176,10 @@ print(f"kNN accuracy of the cell types: VAE {metrics.latent_knn_accuracy(codes, 
       f"PCA {metrics.latent_knn_accuracy(principal_components, cell_types):.2f}")
 
 # %%
-plots.latent_scatter(metrics.pca_embedding(codes, n_components=2), cell_types, cell_type_names,
-                     title="VAE codes (first 2 principal components)");
+figure = plots.latent_scatter(metrics.pca_embedding(codes, n_components=2), cell_types,
+                              cell_type_names, title="VAE codes (first 2 principal components)")
+figure.axes[0].set_xlabel("PC 1 of the VAE codes")
+figure.axes[0].set_ylabel("PC 2 of the VAE codes");
 
 # %% [markdown]
 # ## Exercise 3.3: denoised expression
@@ -190,7 +192,7 @@ plots.latent_scatter(metrics.pca_embedding(codes, n_components=2), cell_types, c
 # %%
 def denoised_expression(vae, counts):
     """log1p of the reconstructed counts, each cell scaled to 10,000 in total."""
-    raise NotImplementedError("Exercise 3.3: vae.reconstruct(counts), divide by each row's sum, times 1e4, np.log1p.")
+    raise NotImplementedError("Exercise 3.3: The model's reconstruction on adata.X's scale: 10,000 counts per cell, then log1p.")
 
 
 check("3.3")

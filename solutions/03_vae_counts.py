@@ -85,7 +85,7 @@ EPSILON = 1e-8
 
 def nb_log_likelihood(x, mu, theta):
     """log NB(x; mean mu, inverse dispersion theta), element by element."""
-    ### BEGIN SOLUTION 3.1: tf.math.lgamma for the three log-gamma terms, ops.log for the rest.
+    ### BEGIN SOLUTION 3.1: The formula above, term by term (keras.ops has no log-gamma: tf.math.lgamma).
     log_theta_mu = ops.log(theta + mu + EPSILON)
     return (
         tf.math.lgamma(x + theta)
@@ -133,7 +133,7 @@ plt.legend();
 # %%
 def expected_counts(gene_logits, counts):
     """mu: each cell's library size times the softmax (over genes) of its gene logits."""
-    ### BEGIN SOLUTION 3.2: ops.softmax over the genes (axis=-1) times ops.sum(counts, axis=-1, keepdims=True).
+    ### BEGIN SOLUTION 3.2: Each cell's gene shares from its logits, scaled by the cell's library size.
     library = ops.sum(counts, axis=-1, keepdims=True)
     return library * ops.softmax(gene_logits, axis=-1)
     ### END SOLUTION
@@ -186,8 +186,10 @@ print(f"kNN accuracy of the cell types: VAE {metrics.latent_knn_accuracy(codes, 
       f"PCA {metrics.latent_knn_accuracy(principal_components, cell_types):.2f}")
 
 # %%
-plots.latent_scatter(metrics.pca_embedding(codes, n_components=2), cell_types, cell_type_names,
-                     title="VAE codes (first 2 principal components)");
+figure = plots.latent_scatter(metrics.pca_embedding(codes, n_components=2), cell_types,
+                              cell_type_names, title="VAE codes (first 2 principal components)")
+figure.axes[0].set_xlabel("PC 1 of the VAE codes")
+figure.axes[0].set_ylabel("PC 2 of the VAE codes");
 
 # %% [markdown]
 # ## Exercise 3.3: denoised expression
@@ -200,7 +202,7 @@ plots.latent_scatter(metrics.pca_embedding(codes, n_components=2), cell_types, c
 # %%
 def denoised_expression(vae, counts):
     """log1p of the reconstructed counts, each cell scaled to 10,000 in total."""
-    ### BEGIN SOLUTION 3.3: vae.reconstruct(counts), divide by each row's sum, times 1e4, np.log1p.
+    ### BEGIN SOLUTION 3.3: The model's reconstruction on adata.X's scale: 10,000 counts per cell, then log1p.
     expected = vae.reconstruct(counts)
     return np.log1p(expected / expected.sum(axis=1, keepdims=True) * 1e4)
     ### END SOLUTION
