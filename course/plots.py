@@ -375,3 +375,51 @@ def protocol_bars(summary: dict, metric_names: tuple[str, ...] = (
     figure.suptitle(title)
     figure.tight_layout()
     return figure
+
+
+# --- GAN gallery: single-cell marker means, DNA base frequencies ------------------------------
+
+
+def marker_heatmaps(tables: dict, gene_names, type_names, title: str = "Marker-gene means"):
+    """One heatmap per source (e.g. real, cscGAN, baseline): mean log1p expression of marker
+    genes (columns) per cell type (rows), on one colour scale."""
+    names = list(tables)
+    top = max(np.nanmax(table) for table in tables.values())
+    figure, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names) + 1.5, 4.5),
+                                sharey=True, squeeze=False)
+    for axis, name in zip(axes[0], names):
+        image = axis.imshow(tables[name], vmin=0.0, vmax=top, cmap="viridis", aspect="auto")
+        axis.set_title(name)
+        axis.set_xticks(range(len(gene_names)), gene_names, rotation=90, fontsize=6)
+        axis.set_yticks(range(len(type_names)), type_names, fontsize=7)
+    figure.colorbar(image, ax=axes[0].tolist(), label="mean log1p expression")
+    figure.suptitle(title)
+    return figure
+
+
+DNA_COLOURS = {"A": "tab:green", "C": "tab:blue", "G": "tab:orange", "T": "tab:red"}
+
+
+def base_frequency_logo(sets: dict, title: str = "Base frequency per position"):
+    """Per-position base frequencies of one-hot sequence sets (one row each) as stacked bars,
+    with the most frequent base written on bars where it dominates: a simple sequence logo."""
+    figure, axes = plt.subplots(len(sets), 1, figsize=(12, 1.8 * len(sets)), squeeze=False,
+                                sharex=True)
+    for axis, (name, sequences) in zip(axes[:, 0], sets.items()):
+        frequencies = np.asarray(sequences, dtype=np.float64).mean(axis=0)
+        positions = np.arange(len(frequencies))
+        bottom = np.zeros(len(frequencies))
+        for index, (base, colour) in enumerate(DNA_COLOURS.items()):
+            axis.bar(positions, frequencies[:, index], bottom=bottom, color=colour, width=0.9,
+                     label=base)
+            bottom += frequencies[:, index]
+        for position, row in zip(positions, frequencies):
+            if row.max() >= 0.5:
+                axis.text(position, 0.5, "ACGT"[row.argmax()], ha="center", va="center",
+                          color="white", fontweight="bold", fontsize=8)
+        axis.set_ylim(0, 1)
+        axis.set_ylabel(name, fontsize=8)
+    axes[0, 0].legend(ncol=4, fontsize=7, loc="upper right", bbox_to_anchor=(1.0, 1.35))
+    axes[-1, 0].set_xlabel("position")
+    figure.suptitle(title)
+    return figure

@@ -8,6 +8,7 @@
   ``dnagan.py``: DNAGAN (one-hot DNA) with design by activation maximization.
 """
 from course.models.dgd import DGD  # noqa: E402, F401
+from course.models.dnagan import DNAGAN  # noqa: E402, F401
 from course.models.gan import GAN, ConditionalGAN  # noqa: E402, F401
 from course.models.landmark import LandmarkGAN, MLPRegressor  # noqa: E402, F401
 from course.models.scgan import ConditionalScGAN, ScGAN  # noqa: E402, F401
