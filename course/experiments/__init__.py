@@ -198,6 +198,7 @@ def data_source_name(data: str, source: str) -> str:
 
 def _load_demo_modules() -> None:
     from course.experiments import gan, landmark, vae  # noqa: F401  (registers the demos)
+    from course.experiments import vae_family  # noqa: F401  (registers the demos)
     from course.experiments import gan_gallery  # noqa: F401  (registers the demos)
 
 

@@ -1,0 +1,182 @@
+"""DCA: a deep count autoencoder that denoises single-cell counts with a ZINB likelihood.
+
+Eraslan, Simon, Mircea, Mueller & Theis, "Single-cell RNA-seq denoising using a deep count
+autoencoder", Nature Communications 10, 390 (2019).
+
+The encoder sees the cell's log1p counts after size-factor normalization, z-scored per gene; a
+deterministic bottleneck (no sampling, no KL term) feeds a decoder with three heads per gene,
+the parameters of a zero-inflated negative binomial (ZINB):
+
+    mu    = size_factor * exp(offset + mean head)    the denoised expression
+    theta = softplus(dispersion head)        inverse dispersion, per cell and gene
+    pi    = sigmoid(dropout head)            probability of an extra ("technical") zero
+    loss  = -log ZINB(counts; mu, theta, pi), summed over genes, averaged over cells
+
+where ``size_factor`` is the cell's total count over the median total count of the training
+cells, and ``offset`` the log of each gene's mean normalized count in the training cells (our
+addition: training starts from the library-normalized mean instead of one count per gene, and
+needs far fewer epochs). The denoised (imputed) matrix is ``mu``: the ZINB explains the zeros
+away as dropout.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from course import distribute, likelihoods, networks
+from course.models.vae import _in_batches
+
+# DCA clips the mean to [1e-5, 1e6] and the inverse dispersion to [1e-4, 1e4].
+LOG_MEAN_RANGE = (float(np.log(1e-5)), float(np.log(1e6)))
+THETA_RANGE = (1e-4, 1e4)
+
+
+@keras.saving.register_keras_serializable(package="course")
+class DCA(keras.Model):
+    """Deep count autoencoder (Eraslan et al., Nat Commun 2019); see the module docstring.
+
+    Args:
+        n_genes: number of genes (columns of the raw count matrix).
+        latent_dim: width of the bottleneck (DCA's default: 32).
+        hidden_units: widths of the encoder's hidden layers (the decoder mirrors them;
+            DCA's default (64,) gives its 64-32-64 network).
+        batch_norm: batch normalization (synchronized over replicas) in the hidden layers.
+    """
+
+    def __init__(self, n_genes: int, latent_dim: int = 32, hidden_units: tuple[int, ...] = (64,),
+                 batch_norm: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.n_genes, self.latent_dim = int(n_genes), int(latent_dim)
+        self.hidden_units = tuple(int(units) for units in hidden_units)
+        if self.n_genes < 1 or self.latent_dim < 1 or min(self.hidden_units, default=1) < 1:
+            raise ValueError("n_genes, latent_dim and every entry of hidden_units must be >= 1.")
+        self.batch_norm = bool(batch_norm)
+        self.encoder, self.decoder = self._build_encoder(), self._build_decoder()
+        # Set by fit() from the training cells, saved with the model.
+        self.median_library = self._statistic((), 1.0, "median_library")
+        self.input_mean = self._statistic((self.n_genes,), 0.0, "input_mean")
+        self.input_std = self._statistic((self.n_genes,), 1.0, "input_std")
+        self.log_gene_mean = self._statistic((self.n_genes,), 0.0, "log_gene_mean")
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.built = True
+
+    def _statistic(self, shape, value, name):
+        return self.add_weight(shape=shape, initializer=keras.initializers.Constant(value),
+                               trainable=False, name=name)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "n_genes": self.n_genes, "latent_dim": self.latent_dim,
+                "hidden_units": self.hidden_units, "batch_norm": self.batch_norm}
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker]
+
+    def _build_encoder(self) -> keras.Model:
+        data = keras.Input((self.n_genes,), name="normalized_counts")
+        hidden = networks.dense_stack(data, self.hidden_units, batch_norm=self.batch_norm,
+                                      name="encoder")
+        code = networks.dense_stack(hidden, (self.latent_dim,), batch_norm=self.batch_norm,
+                                    name="bottleneck")
+        return keras.Model(data, code, name="encoder")
+
+    def _build_decoder(self) -> keras.Model:
+        code = keras.Input((self.latent_dim,), name="code")
+        hidden = networks.dense_stack(code, self.hidden_units[::-1], batch_norm=self.batch_norm,
+                                      name="decoder")
+        heads = [networks.output_layer(hidden, (self.n_genes,), name=name)
+                 for name in ("log_mean", "dispersion", "dropout")]
+        return keras.Model(code, heads, name="decoder")
+
+    # The model ----------------------------------------------------------------------------------
+
+    def _size_factor(self, x):
+        library = ops.sum(ops.cast(x, "float32"), axis=-1, keepdims=True)
+        return library / self.median_library
+
+    def _normalize(self, x):
+        """log1p of size-factor-normalized counts, z-scored per gene (DCA's input)."""
+        size_factor = ops.maximum(self._size_factor(x), 1e-8)
+        return (ops.log1p(x / size_factor) - self.input_mean) / self.input_std
+
+    def zinb_parameters(self, x, training=False):
+        """``(mu, theta, dropout_logits)`` of each cell and gene, from raw counts ``x``."""
+        code = self.encoder(self._normalize(x), training=training)
+        log_mean, dispersion, dropout_logits = self.decoder(code, training=training)
+        log_mean = ops.clip(self.log_gene_mean + log_mean, *LOG_MEAN_RANGE)
+        mu = self._size_factor(x) * ops.exp(log_mean)
+        theta = ops.clip(ops.softplus(dispersion), *THETA_RANGE)
+        return mu, theta, dropout_logits
+
+    def reconstruction_loss(self, x, training=False):
+        """-log ZINB(x; mu, theta, pi) of each cell, summed over genes."""
+        mu, theta, dropout_logits = self.zinb_parameters(x, training)
+        log_likelihood = likelihoods.zero_inflated_negative_binomial(x, mu, theta, dropout_logits)
+        return -ops.sum(log_likelihood, axis=-1)
+
+    def train_step(self, data):
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            # No sampling and no KL: the per-cell ZINB negative log-likelihood is the loss.
+            reconstruction_loss = self.reconstruction_loss(x, training=True)
+            loss = ops.mean(reconstruction_loss)
+            # Divided by the number of replicas (their gradients are summed), loss-scaled for
+            # mixed precision: inside the tape.
+            scaled_loss = distribute.scale_loss(loss, self.optimizer)
+        gradients = tape.gradient(scaled_loss, self.trainable_weights)
+        self.optimizer.apply(gradients, self.trainable_weights)
+        self.loss_tracker.update_state(loss)
+        return {"loss": self.loss_tracker.result()}
+
+    def test_step(self, data):
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        self.loss_tracker.update_state(ops.mean(self.reconstruction_loss(x)))
+        return {"loss": self.loss_tracker.result()}
+
+    def call(self, x, training=False):
+        """The denoised expression ``mu`` of raw counts ``x``."""
+        return self.zinb_parameters(x, training)[0]
+
+    # Data ---------------------------------------------------------------------------------------
+
+    def check_inputs(self, x) -> np.ndarray:
+        """``x`` as float32 raw counts of shape (n_cells, n_genes), or a clear ValueError."""
+        x = np.asarray(x)
+        if x.ndim != 2 or x.shape[1] != self.n_genes:
+            raise ValueError(f"Expected raw counts of shape (n_cells, {self.n_genes}), got "
+                             f"{x.shape}. Build DCA(n_genes=...) for your gene count.")
+        likelihoods.validate_counts(x)
+        if np.any(x.sum(axis=1) == 0):
+            raise ValueError("Some cells have no counts at all; remove them before DCA.")
+        return x.astype(np.float32)
+
+    def fit(self, x=None, y=None, **kwargs):
+        """``keras.Model.fit`` on raw counts (an array or a tf.data pipeline of them), after
+        checking them and recording the median library size, each gene's mean normalized count
+        and the means and deviations of the normalized input (over all of the cells; this reads
+        a pipeline once)."""
+        if isinstance(x, tf.data.Dataset):
+            batches = [keras.utils.unpack_x_y_sample_weight(batch)[0] for batch in x]
+            counts = self.check_inputs(np.concatenate([np.asarray(b) for b in batches]))
+        else:
+            counts = x = self.check_inputs(x)
+        library = counts.sum(axis=1, keepdims=True)
+        self.median_library.assign(float(np.median(library)))
+        normalized = counts / (library / np.median(library))
+        self.log_gene_mean.assign(np.log(normalized.mean(axis=0) + 1e-5))
+        normalized = np.log1p(normalized)
+        self.input_mean.assign(normalized.mean(axis=0))
+        self.input_std.assign(np.maximum(normalized.std(axis=0), 1e-3))
+        return super().fit(x, y, **kwargs)
+
+    def denoise(self, x) -> np.ndarray:
+        """The denoised expected counts ``mu`` of each cell and gene (numpy): the imputation."""
+        return _in_batches(lambda batch: self.zinb_parameters(batch)[0], [self.check_inputs(x)])
+
+    def encode(self, x) -> np.ndarray:
+        """The bottleneck code of each cell (numpy)."""
+        return _in_batches(lambda batch: self.encoder(self._normalize(batch)),
+                           [self.check_inputs(x)])
