@@ -105,3 +105,40 @@ def failure_message(exercise_id: str, namespace: dict, seed: int = 0) -> str:
     assert result.points == 0
     assert "Traceback" not in result.message
     return result.message
+
+
+def assert_lab_layout(lab: int) -> None:
+    """Every exercise of lab ``lab`` has one ``## Exercise N.M: title`` heading, one solution
+    marker and one ``check("N.M")`` call in its solution, in that order; there are no other
+    exercise headings; its checks module imports no other lab's checks, and its probes module
+    nothing from the checks."""
+    import re
+
+    from course.grading.registry import checks_module, exercises
+
+    text = solution_path(lab).read_text()
+    ids = [entry.id for entry in exercises(lab)]
+    headings = re.findall(r"^# #+ Exercise.*$", text, flags=re.M)
+    assert headings == [f"# ## Exercise {i}: {h.split(': ', 1)[-1]}" for i, h in zip(ids, headings)]
+    for exercise_id in ids:
+        escaped = re.escape(exercise_id)
+        places = [re.search(pattern, text, flags=re.M) for pattern in (
+            rf"^# ## Exercise {escaped}: \S", rf"### BEGIN SOLUTION {escaped}\b",
+            rf"^check\(\"{escaped}\"\)$")]
+        assert all(places), f"exercise {exercise_id}: heading, marker or check cell missing"
+        assert [place.start() for place in places] == sorted(place.start() for place in places)
+        assert len(re.findall(rf"^check\(\"{escaped}\"\)$", text, flags=re.M)) == 1
+    # What each module must not import: another lab's checks; for probes, any checks at all.
+    rules = {checks_module(lab): ("course.grading.checks.", "course.grading.checks.tools"),
+             f"course.grading.probes.lab{lab:02d}": ("course.grading.checks", None)}
+    for module, (forbidden, allowed) in rules.items():
+        path = Path(__file__).resolve().parents[1] / (module.replace(".", "/") + ".py")
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imported |= {f"{node.module}.{alias.name}" for alias in node.names}
+            elif isinstance(node, ast.Import):
+                imported |= {alias.name for alias in node.names}
+        bad = sorted(name for name in imported if name.startswith(forbidden)
+                     and not (allowed and name.startswith(allowed)))
+        assert not bad, f"{module} imports {bad}"

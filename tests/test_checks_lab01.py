@@ -7,6 +7,7 @@ import pytest
 
 from course.grading.registry import exercises, get_exercise, judge, make_inputs, run_probe
 from tests.lab_harness import (
+    assert_lab_layout,
     assert_passes,
     edited_namespace,
     failure_message,
@@ -18,6 +19,10 @@ from tests.lab_harness import (
 @pytest.fixture(scope="module")
 def lab1():
     return solution_namespace(1)
+
+
+def test_one_heading_marker_and_check_cell_per_exercise_and_separate_modules():
+    assert_lab_layout(1)
 
 
 @pytest.mark.parametrize("exercise_id", ["1.1", "1.2", "1.3", "1.4"])

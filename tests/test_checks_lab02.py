@@ -12,6 +12,7 @@ from course.grading.registry import exercises, get_exercise, judge, make_inputs,
 from course.models import VAE
 from course.models.vae import kl_divergence as toolkit_kl_divergence
 from tests.lab_harness import (
+    assert_lab_layout,
     assert_passes,
     edited_namespace,
     failure_message,
@@ -23,6 +24,10 @@ from tests.lab_harness import (
 @pytest.fixture(scope="module")
 def lab2():
     return solution_namespace(2)
+
+
+def test_one_heading_marker_and_check_cell_per_exercise_and_separate_modules():
+    assert_lab_layout(2)
 
 
 @pytest.mark.parametrize("exercise_id", ["2.1", "2.2", "2.3", "2.4"])
@@ -53,7 +58,8 @@ SAMPLER_MISTAKES = {
     "root of the std": ({"z": "z_mean + ops.sqrt(ops.exp(0.5 * z_log_var)) * epsilon"},
                         "square root of the standard deviation"),
     "sign": ({"z": "z_mean + ops.exp(-0.5 * z_log_var) * epsilon"}, "check the sign"),
-    "log-variance as std": ({"z": "z_mean + z_log_var * epsilon"}, "you scaled the noise by z_log_var itself"),
+    "log-variance as std": ({"z": "z_mean + z_log_var * epsilon"},
+                            "you scaled the noise by z_log_var itself"),
     "root of the log-variance": ({"z": "z_mean + ops.sqrt(z_log_var) * epsilon"},
                                  "never a root or a log"),
     "half the std": ({"z": "z_mean + 0.5 * ops.exp(0.5 * z_log_var) * epsilon"},

@@ -11,6 +11,7 @@ from course import likelihoods
 from course.grading.registry import exercises, get_exercise, judge, make_inputs, run_probe
 from course.models import VAE
 from tests.lab_harness import (
+    assert_lab_layout,
     assert_passes,
     edited_namespace,
     failure_message,
@@ -22,6 +23,10 @@ from tests.lab_harness import (
 @pytest.fixture(scope="module")
 def lab3():
     return solution_namespace(3)
+
+
+def test_one_heading_marker_and_check_cell_per_exercise_and_separate_modules():
+    assert_lab_layout(3)
 
 
 @pytest.mark.parametrize("exercise_id", ["3.1", "3.2", "3.3"])
