@@ -188,12 +188,16 @@ class LandmarkGAN(FiniteInputs, AdversarialModel):
         landmarks = check_shape(landmarks, (self.n_landmarks,), f"{what}: the landmarks")
         return landmarks, check_shape(targets, (self.n_targets,), f"{what}: the targets")
 
-    def _noisy_inputs(self, landmarks):
-        """[landmarks + noise_std * noise, fresh latent vector]: one input of the generator."""
-        batch_size = ops.shape(landmarks)[0]
-        noise = distribute.normal((batch_size, self.n_landmarks), self.seed_generator)
-        latent = distribute.normal((batch_size, self.latent_dim), self.seed_generator)
-        return [landmarks + self.noise_std * noise, latent]
+    def _noisy_landmarks(self, landmarks):
+        """The landmarks plus Gaussian noise of sd ``noise_std`` (a noisy measurement)."""
+        noise = distribute.normal(ops.shape(landmarks), self.seed_generator)
+        return landmarks + self.noise_std * noise
+
+    def _sample(self, landmarks, training=False):
+        """A conditional sample: the generator at a fresh random latent vector (per replica)."""
+        latent = distribute.normal((ops.shape(landmarks)[0], self.latent_dim),
+                                   self.seed_generator)
+        return self.generator([landmarks, latent], training=training)
 
     def _weighted_total(self, adversarial_loss, reconstruction_loss, consistency_loss):
         # By default the reconstruction weight is the number of targets: the mean over genes
@@ -206,23 +210,25 @@ class LandmarkGAN(FiniteInputs, AdversarialModel):
     def train_step(self, data):
         landmarks, targets = self._unpack(data, "The training data")
 
-        # Train the discriminator to tell true (landmarks, targets) pairs from predicted ones.
-        predicted = self.generator(self._noisy_inputs(landmarks), training=True)
+        # Train the discriminator to tell true (landmarks, targets) pairs from sampled ones.
+        samples = self._sample(landmarks, training=True)
         with tf.GradientTape() as tape:
             real_logits = self.discriminator([landmarks, targets], training=True)
-            fake_logits = self.discriminator([landmarks, predicted], training=True)
+            fake_logits = self.discriminator([landmarks, samples], training=True)
             d_loss = discriminator_loss(real_logits, fake_logits, self.label_smoothing)
             scaled_d_loss = distribute.scale_loss(d_loss, self.d_optimizer)
         weights = self.discriminator.trainable_weights
         self.d_optimizer.apply(tape.gradient(scaled_d_loss, weights), weights)
 
-        # Train the generator (and *not* the discriminator) on two noisy copies of the
-        # landmarks: fool D, stay close to the truth, give the same answer for both copies.
+        # Train the generator (and *not* the discriminator): its samples should fool D, and
+        # its prediction (latent z = 0) for two noisy copies of the landmarks should be close
+        # to the truth and to each other.
         with tf.GradientTape() as tape:
-            predicted = self.generator(self._noisy_inputs(landmarks), training=True)
-            other_predicted = self.generator(self._noisy_inputs(landmarks), training=True)
-            fake_logits = self.discriminator([landmarks, predicted], training=True)
+            fake_logits = self.discriminator([landmarks, self._sample(landmarks, True)],
+                                             training=True)
             adversarial_loss = generator_loss(fake_logits)
+            predicted = self(self._noisy_landmarks(landmarks), training=True)
+            other_predicted = self(self._noisy_landmarks(landmarks), training=True)
             reconstruction_loss = reconstruction_error(predicted, targets, self.reconstruction)
             consistency_loss = reconstruction_error(predicted, other_predicted, "mse")
             g_loss = self._weighted_total(adversarial_loss, reconstruction_loss, consistency_loss)
@@ -234,16 +240,15 @@ class LandmarkGAN(FiniteInputs, AdversarialModel):
             reconstruction_loss=reconstruction_loss, consistency_loss=consistency_loss)
 
     def test_step(self, data):
-        # The training losses without updates; reconstruction_loss is of the z = 0 prediction,
-        # the one predict() returns (early stopping watches it).
+        # The training losses without updates; reconstruction_loss is that of predict()'s
+        # noiseless prediction (early stopping watches it).
         landmarks, targets = self._unpack(data, "The validation data")
-        predicted = self.generator(self._noisy_inputs(landmarks))
-        other_predicted = self.generator(self._noisy_inputs(landmarks))
         real_logits = self.discriminator([landmarks, targets])
-        fake_logits = self.discriminator([landmarks, predicted])
+        fake_logits = self.discriminator([landmarks, self._sample(landmarks)])
         adversarial_loss = generator_loss(fake_logits)
         reconstruction_loss = reconstruction_error(self(landmarks), targets, self.reconstruction)
-        consistency_loss = reconstruction_error(predicted, other_predicted, "mse")
+        consistency_loss = reconstruction_error(self(self._noisy_landmarks(landmarks)),
+                                                self(self._noisy_landmarks(landmarks)), "mse")
         return self._update_trackers(
             d_loss=discriminator_loss(real_logits, fake_logits, self.label_smoothing),
             g_loss=self._weighted_total(adversarial_loss, reconstruction_loss, consistency_loss),

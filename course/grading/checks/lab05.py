@@ -1,161 +1,199 @@
 """Checks of lab 5, inferring target genes from landmark genes (``solutions/05_landmark_genes.py``).
 
-The checks run the student's functions on small synthetic problems whose answers are known:
-an exactly linear landmark -> target map, a tiny split whose test cells are NaN (so training
-on them shows), and losses whose terms can be switched on one at a time.
+Each check draws its inputs here, in the grader; the probes (``course.grading.probes.lab05``)
+call the student's functions on them; the verdicts below recompute the answers. The splits are
+built so that the cells a model learned from show in its predictions: the test cells follow a
+different landmark -> target map than the training and validation cells.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from course.datasets import LandmarkSplit
-from course.grading import CheckFailed, exercise
-from course.grading.checks.lab04 import bce_against_one, bce_against_zero, close, scalar
+from course.grading.checks.tools import (
+    bce_against_one,
+    bce_against_zero,
+    close,
+    expect_finite,
+    expect_keys,
+    expect_shape,
+)
+from course.grading.probes import lab05 as probes
+from course.grading.registry import CheckFailed, exercise
+
+# --- 5.1: the floors ------------------------------------------------------------------------
 
 
-def linear_problem(n_cells: int = 80, n_landmarks: int = 5, n_targets: int = 3, seed: int = 0):
-    """Landmarks and targets related exactly by targets = landmarks @ weights + bias."""
-    rng = np.random.default_rng(seed)
-    landmarks = rng.standard_normal((n_cells, n_landmarks)).astype("float32")
-    weights = rng.standard_normal((n_landmarks, n_targets)).astype("float32")
-    bias = rng.standard_normal(n_targets).astype("float32")
-    return landmarks, landmarks @ weights + bias
+def zero_inflated(rng, n_cells: int, n_genes: int) -> np.ndarray:
+    """log1p-like values, each gene undetected in a random share (10-90%) of the cells."""
+    detected = rng.random((n_cells, n_genes)) > rng.uniform(0.1, 0.9, n_genes)
+    return np.where(detected, rng.gamma(2.0, rng.uniform(0.3, 1.5, n_genes),
+                                        (n_cells, n_genes)), 0.0)
 
 
-@exercise("5.1", points=1, title="The linear-regression baseline")
-def linear_baseline_recovers_a_linear_map(ns):
-    landmarks, targets = linear_problem()
-    model = ns["fit_linear_baseline"](landmarks, targets)
-    if model is None or not hasattr(model, "predict"):
-        raise CheckFailed(
-            f"fit_linear_baseline should return the fitted model (with a .predict method), got "
-            f"{type(model).__name__}: return LinearRegression().fit(landmarks, targets)"
-        )
-    try:
-        predictions = np.asarray(model.predict(landmarks))
-    except ValueError:
-        raise CheckFailed(
-            "the model cannot predict from the landmarks: was it fitted with the targets as "
-            "inputs? Call fit(landmarks, targets), inputs first"
-        ) from None
-    if predictions.shape != targets.shape:
-        raise CheckFailed(
-            f"predictions for {len(landmarks)} cells and {targets.shape[1]} target genes should "
-            f"have shape {targets.shape}, got {predictions.shape}"
-        )
-    error = np.abs(predictions - targets).mean()
-    if error > 0.05 * np.abs(targets).mean():
-        raise CheckFailed(
-            f"on data where the targets are an exact linear function of the landmarks the "
-            f"model's MAE is {error:.3f}, not about 0: fit it on (landmarks, targets)"
-        )
+def floor_inputs(rng):
+    n_genes = int(rng.integers(4, 9))
+    return {"y_train": zero_inflated(rng, int(rng.integers(21, 41)), n_genes),
+            "n_cells": np.int64(rng.integers(5, 15))}
 
 
-def tiny_split() -> LandmarkSplit:
-    """An exact linear problem, laid out as ``landmark_split`` does, whose test cells are NaN."""
-    landmarks, targets = linear_problem(n_cells=96)
-    n_landmarks, n_targets = landmarks.shape[1], targets.shape[1]
-    return LandmarkSplit(
-        x_train=landmarks[:64], y_train=targets[:64],
-        x_val=landmarks[64:], y_val=targets[64:],
-        x_test=np.full((16, n_landmarks), np.nan, "float32"),
-        y_test=np.full((16, n_targets), np.nan, "float32"),
-        landmark_genes=[f"landmark_{i}" for i in range(n_landmarks)],
-        target_genes=[f"target_{i}" for i in range(n_targets)],
-        train_index=np.arange(64), val_index=np.arange(64, 96), test_index=np.arange(96, 112),
-        mean=np.zeros(n_landmarks + n_targets), scale=np.ones(n_landmarks + n_targets),
-    )
+@exercise("5.1", points=1, title="The floors: per-gene mean and median",
+          probe=probes.per_gene_floor, inputs=floor_inputs)
+def floor_verdict(inputs, outputs):
+    expect_keys(outputs, ["mean", "median"])
+    y_train, n_cells = inputs["y_train"], int(inputs["n_cells"])
+    expected = {"mean": y_train.mean(axis=0), "median": np.median(y_train, axis=0)}
+    for statistic in ("mean", "median"):
+        got = outputs[statistic]
+        expect_shape(got, (n_cells, y_train.shape[1]), f"per_gene_floor(..., {statistic!r})",
+                     "one row per requested cell, one column per gene")
+        expect_finite(got, f"per_gene_floor(..., {statistic!r})")
+        if close(got, np.tile(expected[statistic], (n_cells, 1)), 1e-6):
+            continue
+        other = "median" if statistic == "mean" else "mean"
+        if close(got[0], expected[other], 1e-6):
+            raise CheckFailed(f"asked for the {statistic} you returned the {other}: "
+                              f"use the `statistic` argument to choose")
+        if not np.allclose(got, got[0]):
+            raise CheckFailed("every cell should get the same row (a floor knows nothing "
+                              "about the cells): repeat the per-gene values n_cells times")
+        raise CheckFailed(f"the {statistic} floor should be the {statistic} of each gene "
+                          "(column) over the training cells (rows): mind the axis")
 
 
-def loss_name(loss) -> str:
-    """A compiled loss as a short name: "mae", "mse" or its class or function name."""
-    if isinstance(loss, str):
-        return {"mean_absolute_error": "mae", "mean_squared_error": "mse"}.get(loss, loss)
-    name = getattr(loss, "name", None) or getattr(loss, "__name__", None) or type(loss).__name__
-    name = name.lower()
-    if name in ("mean_absolute_error", "meanabsoluteerror"):
-        return "mae"
-    if name in ("mean_squared_error", "meansquarederror"):
-        return "mse"
-    return name
+# --- 5.2 and 5.3: which cells a model learned from ------------------------------------------
 
 
-@exercise("5.2", points=2, title="The D-GEX MLP, trained with the loss asked for")
-def mlp_is_trained_on_the_training_cells(ns):
-    import keras
+def split_inputs(rng, n_landmarks: int, n_targets: int, sizes: tuple[int, int, int],
+                 noise: float) -> dict:
+    """Train and validation cells from one linear map, test cells from its negation."""
+    mixing = rng.normal(size=(n_landmarks, n_targets)) / np.sqrt(n_landmarks)
+    inputs = {}
+    for part, n_cells, sign in zip(("train", "val", "test"), sizes, (1.0, 1.0, -1.0)):
+        x = rng.normal(size=(n_cells, n_landmarks))
+        y = sign * x @ mixing + noise * rng.normal(size=(n_cells, n_targets))
+        inputs[f"x_{part}"], inputs[f"y_{part}"] = x.astype("float32"), y.astype("float32")
+    return inputs
 
-    split = tiny_split()
-    for asked in ("mae", "mse"):
-        model = ns["train_mlp"](split, asked)
-        if not isinstance(model, keras.Model):
-            raise CheckFailed(
-                f"train_mlp should return the trained Keras model, got {type(model).__name__}"
-            )
-        used = loss_name(getattr(model, "loss", None))
-        if used != asked:
-            raise CheckFailed(
-                f"train_mlp(split, {asked!r}) compiled the model with the loss {used!r}: pass "
-                "the function's `loss` argument to compile instead of a fixed loss"
-            )
-        if model.optimizer is None or int(model.optimizer.iterations) == 0:
+
+def ridge_inputs(rng):
+    return split_inputs(rng, n_landmarks=12, n_targets=4, sizes=(40, 15, 15), noise=1.5)
+
+
+def ridge_fitted_on(inputs, parts, alphas=None):
+    from sklearn.linear_model import RidgeCV
+
+    from course.evaluation import RIDGE_ALPHAS
+
+    x = np.concatenate([inputs[f"x_{part}"] for part in parts])
+    y = np.concatenate([inputs[f"y_{part}"] for part in parts])
+    model = RidgeCV(alphas=RIDGE_ALPHAS if alphas is None else alphas).fit(x, y)
+    return model.predict(inputs["x_test"])
+
+
+@exercise("5.2", points=2, title="A regularized baseline: RidgeCV on the training cells",
+          probe=probes.fit_ridge, inputs=ridge_inputs)
+def ridge_verdict(inputs, outputs):
+    from sklearn.linear_model import LinearRegression
+
+    expect_keys(outputs, ["alpha", "prediction"])
+    got = outputs["prediction"]
+    expect_shape(got, inputs["y_test"].shape, "the ridge model's predictions",
+                 "fit the targets (outputs) on the landmarks (inputs)")
+    expect_finite(got, "the ridge model's predictions")
+    if close(got, ridge_fitted_on(inputs, ["train"]), 1e-4):
+        return
+    mistakes = [
+        (["test"], "the model was fitted on the TEST cells: fit on split.x_train and "
+                   "split.y_train; the test cells are only for the final score"),
+        (["train", "val"], "the model was fitted on the training AND validation cells: fit on "
+                           "the training cells only (RidgeCV cross-validates within them)"),
+        (["val"], "the model was fitted on the validation cells: fit on split.x_train and "
+                  "split.y_train"),
+    ]
+    for parts, message in mistakes:
+        if close(got, ridge_fitted_on(inputs, parts), 1e-4):
+            raise CheckFailed(message)
+    least_squares = LinearRegression().fit(inputs["x_train"], inputs["y_train"])
+    if close(got, least_squares.predict(inputs["x_test"]), 1e-4):
+        raise CheckFailed("this is unregularized least squares: use RidgeCV, which shrinks the "
+                          "weights by a penalty chosen by cross-validation")
+    if close(got, ridge_fitted_on(inputs, ["train"], alphas=(0.1, 1.0, 10.0)), 1e-4):
+        raise CheckFailed("RidgeCV chose alpha from its default grid (0.1, 1, 10): pass "
+                          "alphas=evaluation.RIDGE_ALPHAS")
+    raise CheckFailed("the predictions differ from RidgeCV(alphas=evaluation.RIDGE_ALPHAS) "
+                      "fitted on the training cells")
+
+
+MLP_EPOCHS = 15
+
+
+def mlp_inputs(rng):
+    return {**split_inputs(rng, n_landmarks=5, n_targets=3, sizes=(48, 16, 16), noise=0.05),
+            "epochs": np.int64(MLP_EPOCHS)}
+
+
+def loss_of(loss: str, prediction, targets) -> float:
+    error = np.asarray(prediction, np.float64) - targets
+    return float(np.mean(error**2) if loss == "mse" else np.mean(np.abs(error)))
+
+
+@exercise("5.3", points=2, title="The D-GEX MLP, early-stopped on the validation cells",
+          probe=probes.train_mlp, inputs=mlp_inputs)
+def mlp_verdict(inputs, outputs):
+    for loss in probes.LOSS_CODES:
+        keys = [f"{loss}_{name}" for name in ("loss_code", "steps", "val_loss", "train", "val",
+                                              "test")]
+        expect_keys(outputs, keys)
+        if int(outputs[f"{loss}_loss_code"]) != probes.LOSS_CODES[loss]:
+            raise CheckFailed(f"train_mlp(split, {loss!r}, ...) compiled the model with another "
+                              "loss: pass the function's `loss` argument to compile")
+        if int(outputs[f"{loss}_steps"]) == 0:
             raise CheckFailed("the returned model was never trained: call fit before returning")
-        if not all(np.all(np.isfinite(np.asarray(w))) for w in model.weights):
-            raise CheckFailed(
-                "the model was trained on the test cells (the check's test cells are NaN): "
-                "fit on split.x_train and split.y_train; the test cells are for the final score"
-            )
-        predictions = np.asarray(model.predict(split.x_val, verbose=0))
-        if predictions.shape != split.y_val.shape:
-            raise CheckFailed(
-                f"the MLP should predict {split.n_targets} target genes per cell, shape "
-                f"{split.y_val.shape}, got {predictions.shape}"
-            )
+        for part in ("train", "val", "test"):
+            expect_shape(outputs[f"{loss}_{part}"], inputs[f"y_{part}"].shape,
+                         "the MLP's predictions", "one column per target gene")
+            expect_finite(outputs[f"{loss}_{part}"], "the MLP's predictions")
+        error = {part: loss_of(loss, outputs[f"{loss}_{part}"], inputs[f"y_{part}"])
+                 for part in ("val", "test")}
+        recorded = outputs[f"{loss}_val_loss"].ravel()
+        if recorded.size == 0:
+            raise CheckFailed("fit recorded no validation loss: pass validation_data=(split."
+                              "x_val, split.y_val) so that early stopping watches those cells")
+        if not any(close(value, error["val"], 1e-3) for value in recorded):
+            if any(close(value, error["test"], 1e-3) for value in recorded):
+                raise CheckFailed("the validation loss was measured on the TEST cells: "
+                                  "validate (and stop early) on split.x_val and split.y_val")
+            raise CheckFailed("the recorded validation losses do not match the returned "
+                              "model on the validation cells: fit with validation_data="
+                              "(split.x_val, split.y_val) and return that model")
+        if error["test"] < error["val"]:
+            raise CheckFailed("the model fits the TEST cells better than the validation cells: "
+                              "was it trained on them? fit on split.x_train and split.y_train")
 
 
-def ggan_terms(seed: int = 0):
-    rng = np.random.default_rng(seed)
-    fake_logits = rng.standard_normal((8, 1)).astype("float32")
-    predicted, targets, other = (rng.standard_normal((8, 5)).astype("float32") for _ in range(3))
-    return fake_logits, predicted, targets, other
+# --- 5.4: GGAN's generator loss -------------------------------------------------------------
 
 
-@exercise("5.3", points=2, title="The GGAN generator loss")
-def ggan_loss_has_three_weighted_terms(ns):
-    loss = ns["ggan_generator_loss"]
-    fake_logits, predicted, targets, other = ggan_terms()
+def ggan_inputs(rng):
+    batch, genes = int(rng.integers(6, 12)), int(rng.integers(3, 8))
 
-    def total(l1_weight, consistency_weight):
-        value = loss(fake_logits, predicted, targets, other, l1_weight, consistency_weight)
-        return scalar(value, "ggan_generator_loss")
+    def draw(*shape):
+        return (rng.normal(size=shape) * rng.uniform(0.5, 2.0)).astype("float32")
 
-    adversarial = total(0.0, 0.0)
-    l1 = np.abs(predicted - targets).mean()
-    consistency = np.square(predicted - other).mean()
-    extra = adversarial - bce_against_one(fake_logits)
-    for term, value, weight in (("L1", l1, "l1_weight"),
-                                ("consistency", consistency, "consistency_weight")):
-        if close(extra, value):
-            raise CheckFailed(f"with both weights 0 the {term} term is still there: multiply "
-                              f"it by {weight}")
-    if not close(adversarial, bce_against_one(fake_logits)):
-        if close(adversarial, bce_against_zero(fake_logits)):
-            raise CheckFailed(
-                "the adversarial term trains the generator to make D say 'fake' (label 0): use "
-                "the label 1, 'real', as in lab 4's non-saturating loss"
-            )
-        if close(adversarial, -bce_against_zero(fake_logits)):
-            raise CheckFailed(
-                "the adversarial term is the saturating loss log(1 - D(G(z))); use the "
-                "non-saturating BCE of the fake logits against the label 1"
-            )
-        raise CheckFailed(
-            f"with both weights 0 the loss should be the adversarial term, mean BCE(1, "
-            f"fake_logits) = {bce_against_one(fake_logits):.4f}, got {adversarial:.4f}"
-        )
-    l1_term = total(1.0, 0.0) - adversarial
-    if not close(l1_term, l1):
-        mistakes = [
+    l1_weight, consistency_weight = rng.uniform(0.5, 5.0, size=2)
+    weights = [[0, 0], [1, 0], [3, 0], [0, 1], [0, 3], [l1_weight, consistency_weight]]
+    return {"fake_logits": draw(batch, 1), "predicted": draw(batch, genes),
+            "targets": draw(batch, genes), "other_predicted": draw(batch, genes),
+            "weights": np.array(weights, dtype="float64")}
+
+
+def ggan_mistakes(term: str, inputs) -> list[tuple[float, str]]:
+    """(the value a mistaken term would add, the hint naming the mistake)."""
+    predicted, targets = inputs["predicted"].astype("float64"), inputs["targets"]
+    other = inputs["other_predicted"]
+    if term == "L1":
+        return [
             (0.0, "the L1 term is missing, or not multiplied by l1_weight"),
             (np.square(predicted - targets).mean(),
              "the L1 term is squared: use the mean ABSOLUTE difference |predicted - targets|"),
@@ -163,106 +201,107 @@ def ggan_loss_has_three_weighted_terms(ns):
              "the L1 term compares the two noisy predictions; it should compare the "
              "prediction with the true targets"),
         ]
-        for value, message in mistakes:
-            if close(l1_term, value):
-                raise CheckFailed(message)
-        raise CheckFailed(f"with l1_weight=1 the L1 term should add mean|predicted - targets| "
-                          f"= {l1:.4f}, it added {l1_term:.4f}")
-    if not close(total(3.0, 0.0) - adversarial, 3 * l1):
-        raise CheckFailed("the L1 term does not grow in proportion to l1_weight: multiply "
-                          "mean|predicted - targets| by l1_weight")
-    consistency_term = total(0.0, 1.0) - adversarial
-    if not close(consistency_term, consistency):
-        mistakes = [
-            (0.0, "the consistency term is missing, or not multiplied by consistency_weight"),
-            (np.abs(predicted - other).mean(),
-             "the consistency term should be the mean SQUARED difference of the two "
-             "predictions, not the absolute one"),
-            (np.square(predicted - targets).mean(),
-             "the consistency term compares a prediction with the true targets; it should "
-             "compare the two noisy predictions, predicted and other_predicted"),
-            (np.abs(predicted - targets).mean(),
-             "consistency_weight multiplies the L1 term; it should multiply the mean squared "
-             "difference between predicted and other_predicted"),
-        ]
-        for value, message in mistakes:
-            if close(consistency_term, value):
-                raise CheckFailed(message)
-        raise CheckFailed(f"with consistency_weight=1 the consistency term should add "
-                          f"mean (predicted - other_predicted)^2 = {consistency:.4f}, it added "
-                          f"{consistency_term:.4f}")
-    if not close(total(0.0, 3.0) - adversarial, 3 * consistency):
-        raise CheckFailed("the consistency term does not grow in proportion to "
-                          "consistency_weight: multiply it by consistency_weight")
+    return [
+        (0.0, "the consistency term is missing, or not multiplied by consistency_weight"),
+        (np.abs(predicted - other).mean(),
+         "the consistency term should be the mean SQUARED difference of the two predictions, "
+         "not the absolute one"),
+        (np.square(predicted - targets).mean(),
+         "the consistency term compares a prediction with the true targets; it should compare "
+         "the two noisy predictions, predicted and other_predicted"),
+        (np.abs(predicted - targets).mean(),
+         "consistency_weight multiplies the L1 term; it should multiply the mean squared "
+         "difference between predicted and other_predicted"),
+    ]
 
 
-def reference_ccc(y_true, y_pred) -> float:
-    y_true, y_pred = np.ravel(y_true).astype("float64"), np.ravel(y_pred).astype("float64")
-    covariance = np.mean((y_true - y_true.mean()) * (y_pred - y_pred.mean()))
-    gap = (y_true.mean() - y_pred.mean()) ** 2
-    return 2 * covariance / (y_true.var() + y_pred.var() + gap)
+@exercise("5.4", points=2, title="GGAN's generator loss",
+          probe=probes.ggan_generator_loss, inputs=ggan_inputs)
+def ggan_verdict(inputs, outputs):
+    expect_keys(outputs, ["values"])
+    values = outputs["values"].ravel()
+    expect_shape(values, (len(inputs["weights"]),), "the probe's values")
+    expect_finite(values, "ggan_generator_loss")
+    logits = inputs["fake_logits"]
+    predicted = inputs["predicted"].astype("float64")
+    l1 = np.abs(predicted - inputs["targets"]).mean()
+    consistency = np.square(predicted - inputs["other_predicted"]).mean()
+    adversarial = values[0]
+    if not close(adversarial, bce_against_one(logits)):
+        for term, value in (("L1", l1), ("consistency", consistency)):
+            if close(adversarial - bce_against_one(logits), value):
+                raise CheckFailed(f"with both weights 0 the {term} term is still there: "
+                                  "multiply it by its weight")
+        if close(adversarial, bce_against_zero(logits)):
+            raise CheckFailed("the adversarial term trains G to make D say 'fake' (label 0): "
+                              "use the label 1, 'real', as in lab 4's non-saturating loss")
+        if close(adversarial, -bce_against_zero(logits)):
+            raise CheckFailed("the adversarial term is the saturating loss log(1 - D(G(z))); "
+                              "use the non-saturating BCE of the fake logits against label 1")
+        raise CheckFailed("with both weights 0 the loss should be the adversarial term alone: "
+                          "the mean BCE of the fake logits against the label 1 ('real')")
+    for term, reference, rows in (("L1", l1, (1, 2)), ("consistency", consistency, (3, 4))):
+        added = values[rows[0]] - adversarial
+        if not close(added, reference):
+            for value, message in ggan_mistakes(term, inputs):
+                if close(added, value):
+                    raise CheckFailed(message)
+            raise CheckFailed(f"with its weight 1 the {term} term adds {added:.4f}, not the "
+                              f"mean over all entries of the formula above")
+        if not close(values[rows[1]] - adversarial, 3 * reference):
+            raise CheckFailed(f"the {term} term does not grow in proportion to its weight: "
+                              "multiply it by its weight argument")
+    l1_weight, consistency_weight = inputs["weights"][-1]
+    expected = adversarial + l1_weight * l1 + consistency_weight * consistency
+    if not close(values[-1], expected):
+        raise CheckFailed("with both weights non-zero the loss is not the sum of the three "
+                          "weighted terms")
 
 
-@exercise("5.4", points=2, title="The concordance correlation coefficient")
-def ccc_matches_lins_formula(ns):
-    ccc = ns["concordance_correlation"]
-    rng = np.random.default_rng(1)
-    y_true = rng.standard_normal((200, 4))
-    y_pred = 0.8 * y_true + 0.5 * rng.standard_normal((200, 4)) + 0.3
-
-    def value(a, b, what):
-        return scalar(ccc(a, b), f"concordance_correlation({what})")
-
-    same = value(y_true, y_true, "y, y")
-    if not close(same, 1.0):
-        raise CheckFailed(f"the CCC of a prediction equal to the truth should be 1, got {same:.4f}")
-    scaled = value(y_true, 2.0 * y_true, "y, 2y")
-    if close(scaled, 1.0):
-        raise CheckFailed(
-            "a prediction twice the truth gets a CCC of 1, as Pearson's correlation would: the "
-            "denominator is var_true + var_pred + (mean_true - mean_pred)**2, not a product of "
-            "standard deviations"
-        )
-    shifted = value(y_true, y_true + 1.0, "y, y + 1")
-    if close(shifted, 1.0):
-        raise CheckFailed(
-            "a prediction shifted by a constant gets a CCC of 1: add the squared difference of "
-            "the means, (mean_true - mean_pred)**2, to the denominator"
-        )
-    got = value(y_true, y_pred, "y, a noisy prediction")
-    expected = reference_ccc(y_true, y_pred)
-    if not abs(got - expected) <= 0.01:
-        gap = (y_true.mean() - y_pred.mean()) ** 2
-        without_gap = 2 * np.cov(y_true.ravel(), y_pred.ravel(), bias=True)[0, 1] / (
-            y_true.var() + y_pred.var())
-        per_gene = np.mean([reference_ccc(y_true[:, j], y_pred[:, j]) for j in range(4)])
-        if abs(got - without_gap) <= 0.01 and gap > 0:
-            raise CheckFailed("the (mean_true - mean_pred)**2 term is missing from the "
-                              "denominator")
-        if abs(got - per_gene) <= 0.01:
-            raise CheckFailed("this is the average of per-column CCCs; compute one CCC over "
-                              "all entries (flatten both arrays first)")
-        raise CheckFailed(
-            f"for a noisy, shifted prediction the CCC should be {expected:.4f}, got {got:.4f}: "
-            "2 * cov / (var_true + var_pred + (mean_true - mean_pred)**2)"
-        )
+# --- 5.5: per-gene correlation --------------------------------------------------------------
 
 
-@exercise("5.5", points=1, title="Scoring a model: MAE and CCC")
-def score_reports_mae_and_ccc(ns):
-    y_test = np.asarray(ns["split"].y_test)
-    score = ns["score"]
-    perfect = score(y_test)
-    if not isinstance(perfect, dict) or not {"MAE", "CCC"} <= set(perfect):
-        raise CheckFailed(f"score should return a dict with keys 'MAE' and 'CCC', got "
-                          f"{perfect!r:.80}")
-    shifted = score(y_test + 0.5)
-    if not close(float(perfect["MAE"]), 0.0) or not close(float(shifted["MAE"]), 0.5):
-        raise CheckFailed("score's 'MAE' should be metrics.mae(split.y_test, predictions): 0 "
-                          "for perfect predictions and 0.5 for predictions off by 0.5")
-    if not close(float(perfect["CCC"]), 1.0):
-        raise CheckFailed("score's 'CCC' should be 1 for perfect predictions of split.y_test")
-    expected = reference_ccc(y_test, y_test + 0.5)
-    if not abs(float(shifted["CCC"]) - expected) <= 0.01:
-        raise CheckFailed(f"score's 'CCC' for predictions off by 0.5 should be {expected:.3f}, "
-                          f"got {float(shifted['CCC']):.3f}: use concordance_correlation")
+def correlation_inputs(rng):
+    n_cells, n_genes = int(rng.integers(20, 41)), int(rng.integers(5, 9))
+    y_true = zero_inflated(rng, n_cells, n_genes)
+    y_pred = 0.5 * y_true + rng.normal(size=(n_cells, n_genes))
+    constant_gene, constant_prediction = rng.choice(n_genes, size=2, replace=False)
+    y_true[:, constant_gene] = 0.0  # a gene never detected in these cells
+    y_pred[:, constant_prediction] = rng.normal()  # a floor-like prediction
+    return {"y_true": y_true, "y_pred": y_pred}
+
+
+def pearson_columns(a, b) -> np.ndarray:
+    """Reference: Pearson's r of matching columns, NaN where either column is constant."""
+    constant = (np.ptp(a, axis=0) == 0) | (np.ptp(b, axis=0) == 0)
+    a, b = a - a.mean(axis=0), b - b.mean(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (a * b).sum(axis=0) / np.sqrt((a**2).sum(axis=0) * (b**2).sum(axis=0))
+    return np.where(constant, np.nan, r)
+
+
+@exercise("5.5", points=2, title="Per-gene Pearson correlation, undefined for constants",
+          probe=probes.per_gene_correlation, inputs=correlation_inputs)
+def correlation_verdict(inputs, outputs):
+    expect_keys(outputs, ["r"])
+    y_true, y_pred = inputs["y_true"], inputs["y_pred"]
+    expected = pearson_columns(y_true, y_pred)
+    got = np.atleast_1d(outputs["r"].squeeze())
+    if got.size == 1:
+        raise CheckFailed("this is one r over all entries: compute one r per gene, each over "
+                          "the cells (column by column)")
+    if got.shape == (len(y_true),):
+        raise CheckFailed("this is one r per cell (row): correlate each gene's column over the "
+                          "cells instead")
+    expect_shape(got, expected.shape, "per_gene_correlation", "one value per gene (column)")
+    undefined = np.isnan(expected)
+    if np.any(np.isfinite(got[undefined])):
+        raise CheckFailed("a constant column (a gene never detected, or a constant prediction) "
+                          "has no correlation: return NaN there, not a number (a rounding "
+                          "spread of 1e-17 is not variance: test np.ptp(column) == 0)")
+    if np.any(np.isnan(got[~undefined])):
+        raise CheckFailed("only constant columns are undefined: the other genes need their r")
+    if not close(got[~undefined], expected[~undefined], 1e-6):
+        raise CheckFailed("the values are not Pearson's r of each column: centre both columns "
+                          "on their means, then divide the sum of products by the product of "
+                          "the root sums of squares")
