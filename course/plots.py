@@ -423,3 +423,34 @@ def base_frequency_logo(sets: dict, title: str = "Base frequency per position"):
     axes[-1, 0].set_xlabel("position")
     figure.suptitle(title)
     return figure
+
+
+# --- Deep Generative Decoder ---------------------------------------------------------------------
+
+
+def mixture_components_vs_labels(components, labels, names=None,
+                                 title: str = "Mixture components vs labels"):
+    """Heat map of the share of each label (row: a cell type) in each mixture component
+    (column), with the number of cells written in every non-empty cell of the table."""
+    components, labels = np.asarray(components), np.asarray(labels)
+    if components.shape != labels.shape:
+        raise ValueError(f"components {components.shape} and labels {labels.shape} must match.")
+    label_values, component_values = np.unique(labels), np.unique(components)
+    table = np.array([[np.sum((labels == label) & (components == component))
+                       for component in component_values] for label in label_values])
+    shares = table / table.sum(axis=1, keepdims=True)
+    figure, axis = plt.subplots(figsize=(0.6 * len(component_values) + 3.5,
+                                         0.4 * len(label_values) + 1.5))
+    image = axis.imshow(shares, cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    for (row, column), count in np.ndenumerate(table):
+        if count:
+            axis.text(column, row, str(count), ha="center", va="center", fontsize=7,
+                      color="white" if shares[row, column] > 0.6 else "black")
+    axis.set_xticks(range(len(component_values)), [str(c) for c in component_values])
+    axis.set_yticks(range(len(label_values)),
+                    [str(names[v]) if names is not None else str(v) for v in label_values])
+    axis.set_xlabel("mixture component (most probable for the cell)")
+    figure.colorbar(image, ax=axis, label="share of the label's cells")
+    axis.set_title(title)
+    figure.tight_layout()
+    return figure

@@ -200,6 +200,7 @@ def _load_demo_modules() -> None:
     from course.experiments import gan, landmark, vae  # noqa: F401  (registers the demos)
     from course.experiments import vae_family  # noqa: F401  (registers the demos)
     from course.experiments import gan_gallery  # noqa: F401  (registers the demos)
+    from course.experiments import dgd  # noqa: F401  (registers the demos)
 
 
 def _timings() -> dict:
