@@ -30,6 +30,7 @@ from keras import ops
 
 from course import datasets, models, plots
 from course.grading import check, check_all
+from course.grading.probes.lab06 import weight_after_one_step
 
 SMOKE = os.environ.get("COURSE_SMOKE") == "1"
 N_IMAGES = 1024 if SMOKE else None  # None: all the training digits
@@ -54,6 +55,8 @@ for device, shard in zip(strategy.extended.worker_devices,
     print(f"{device}: {shard.numpy()}")
 
 # %% [markdown]
+# ## Exercise 6.1: the replica-scaled loss
+#
 # Each replica computes the loss *of its own shard* and its gradient. The optimizer then
 # **sums** the replicas' gradients (an all-reduce) and applies the same update everywhere, so
 # the copies stay identical.
@@ -66,7 +69,6 @@ for device, shard in zip(strategy.extended.worker_devices,
 # $$\sum_{r=1}^{R} \nabla \frac{1}{R}\,\mathrm{mean}_{i \in \text{shard}_r}\,\ell_i
 #   = \nabla\,\mathrm{mean}_{i \in \text{batch}}\,\ell_i \quad\text{(equal shards)}$$
 #
-# ### Exercise 6.1
 # Write `scaled_mean_loss(per_example_losses)`: the mean over this replica's examples, divided
 # by `tf.distribute.get_strategy().num_replicas_in_sync`. Read the number of replicas from the
 # strategy rather than writing 2: outside any strategy it is 1, and the loss must stay the mean.
@@ -74,7 +76,7 @@ for device, shard in zip(strategy.extended.worker_devices,
 # %%
 def scaled_mean_loss(per_example_losses):
     """This replica's mean loss divided by the number of replicas in sync."""
-    raise NotImplementedError("Exercise 6.1: ops.mean(per_example_losses) divided by tf.distribute.get_strategy().num_replicas_in_sync.")
+    raise NotImplementedError("Exercise 6.1: Average this replica's losses, then account for the replicas whose gradients will be added to yours (ask the current strategy how many).")
 
 
 check("6.1")
@@ -83,13 +85,12 @@ print("outside the strategy:", float(scaled_mean_loss(tf.constant([1.0, 2.0, 3.0
 print("on each replica:     ", [float(v) for v in strategy.experimental_local_results(per_replica)])
 
 # %% [markdown]
-# ## Seeing it: one SGD step on one device and on two replicas
+# ## Exercise 6.2: one SGD step on one device and on two replicas
 #
 # Take the smallest possible model, one weight $w$ with $\hat y = w x$, start it at $w = 1$, and
 # take one SGD step on the same 12 examples, once on a single device and once split over our
 # two replicas. Plain SGD shows any error in the gradient's size directly.
 #
-# ### Exercise 6.2
 # Write `train_step_on_replica(model, optimizer, x, y)`, one SGD step on a replica's shard: in a
 # `tf.GradientTape`, compute the per-example squared errors `ops.square(y - model(x))[:, 0]` and
 # your `scaled_mean_loss` of them; then take the gradient with respect to
@@ -98,27 +99,31 @@ print("on each replica:     ", [float(v) for v in strategy.experimental_local_re
 # %%
 def train_step_on_replica(model, optimizer, x, y):
     """One step on this replica's shard, correct for any number of replicas."""
-    raise NotImplementedError("Exercise 6.2: In a GradientTape: loss = scaled_mean_loss(ops.square(y - model(x))[:, 0]); then optimizer.apply(tape.gradient(loss, variables), variables).")
-
-
-def weight_after_one_step(on_strategy, step_function):
-    """w after one SGD(0.1) step of ``step_function`` on 12 examples of y = 2x, from w = 1."""
-    x = np.linspace(0.0, 1.0, 12, dtype="float32")[:, None]
-    with on_strategy.scope():
-        model = keras.Sequential(
-            [keras.Input((1,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="ones")]
-        )
-        optimizer = keras.optimizers.SGD(learning_rate=0.1)
-        optimizer.build(model.trainable_variables)
-    batches = tf.data.Dataset.from_tensor_slices((x, 2 * x)).batch(12)
-    for x_shard, y_shard in on_strategy.experimental_distribute_dataset(batches):
-        on_strategy.run(step_function, args=(model, optimizer, x_shard, y_shard))
-    return float(model.trainable_variables[0].numpy()[0, 0])
+    raise NotImplementedError("Exercise 6.2: The usual custom step (tape, loss, gradients, apply), with the loss reduced by your scaled_mean_loss.")
 
 
 check("6.2")
-one_device = weight_after_one_step(tf.distribute.get_strategy(), train_step_on_replica)
-two_replicas = weight_after_one_step(strategy, train_step_on_replica)
+
+# %% [markdown]
+# `weight_after_one_step(on_strategy, step_function, x, y, initial_weight, learning_rate)`
+# builds the model and its optimizer inside `on_strategy.scope()`, splits the batch with
+# `on_strategy.experimental_distribute_dataset` and runs your step on every replica with
+# `on_strategy.run`, which is all that `fit` does for you under a strategy. (It lives in
+# `course/grading/probes/lab06.py`: the check of exercise 6.2 runs it too, on random data.)
+
+# %%
+examples = np.linspace(0.0, 1.0, 12, dtype="float32")[:, None]
+
+
+def w_after_one_step(on_strategy, step_function):
+    """w after one SGD(0.1) step on the 12 examples of y = 2x, from w = 1."""
+    weight = weight_after_one_step(on_strategy, step_function, examples, 2 * examples, [[1.0]],
+                                   0.1)
+    return float(weight[0, 0])
+
+
+one_device = w_after_one_step(tf.distribute.get_strategy(), train_step_on_replica)
+two_replicas = w_after_one_step(strategy, train_step_on_replica)
 print(f"w after one step: one device {one_device:.5f}, two replicas {two_replicas:.5f}")
 
 # %% [markdown]
@@ -133,9 +138,9 @@ def unscaled_step(model, optimizer, x, y):
 
 
 steps = {
-    "one device": weight_after_one_step(tf.distribute.get_strategy(), train_step_on_replica),
-    "2 replicas,\nscaled": weight_after_one_step(strategy, train_step_on_replica),
-    "2 replicas,\nunscaled": weight_after_one_step(strategy, unscaled_step),
+    "one device": w_after_one_step(tf.distribute.get_strategy(), train_step_on_replica),
+    "2 replicas,\nscaled": w_after_one_step(strategy, train_step_on_replica),
+    "2 replicas,\nunscaled": w_after_one_step(strategy, unscaled_step),
 }
 plt.figure(figsize=(5, 3))
 plt.bar(list(steps), [w - 1.0 for w in steps.values()], color=["gray", "tab:green", "tab:red"])
@@ -149,7 +154,7 @@ plt.tight_layout();
 # of several terms are not. Every model in `course.models` divides its losses with
 # `distribute.scale_loss`, and Keras' own `compile(loss=...)` losses do it for you.
 #
-# ## Random numbers on every replica
+# ## Exercise 6.3: different noise on every replica
 #
 # GANs and VAEs draw noise inside `train_step`. With a Keras `SeedGenerator`, each replica
 # holds a mirrored copy of the generator's state, and the copies advance in lock-step, so
@@ -168,7 +173,6 @@ for device, noise in zip(strategy.extended.worker_devices,
 # it should. The cure: take a seed from the generator, *fold in* the replica's id (0, 1, ...)
 # to get a different seed on each replica, and draw with TensorFlow's stateless sampler.
 #
-# ### Exercise 6.3
 # Write `replica_noise(shape, seed_generator)`. Use
 # `seed = tf.cast(seed_generator.next(), tf.int32)`, the replica id
 # `tf.distribute.get_replica_context().replica_id_in_sync_group` (the context is `None`
@@ -178,7 +182,7 @@ for device, noise in zip(strategy.extended.worker_devices,
 # %%
 def replica_noise(shape, seed_generator):
     """Standard normal noise that differs between replicas and is reproducible from the seed."""
-    raise NotImplementedError("Exercise 6.3: Fold the replica id (0 outside strategy.run) into seed_generator.next() with stateless_fold_in, then tf.random.stateless_normal.")
+    raise NotImplementedError("Exercise 6.3: One seed per call from the generator, made different on each replica, then a stateless draw.")
 
 
 check("6.3")
@@ -190,7 +194,7 @@ for device, noise in zip(strategy.extended.worker_devices,
 # %% [markdown]
 # `course.distribute.normal` is this function; the course GANs draw their latent vectors with it.
 #
-# ## Training a course model under the strategy
+# ## Exercise 6.4: training a course model under the strategy
 #
 # Three rules make `fit` distributed:
 # 1. create **and compile** the model inside `with strategy.scope():`, so its weights and the
@@ -199,12 +203,10 @@ for device, noise in zip(strategy.extended.worker_devices,
 #    replicas, and drop the last incomplete batch so every replica gets an equal shard;
 # 3. call `fit` as usual: it runs `train_step` on every replica through `strategy.run`.
 #
-# ### Exercise 6.4
-# Train a `models.GAN(data_shape=(28, 28, 1), latent_dim=32)` under the strategy. Set
-# `global_batch_size` from `PER_REPLICA_BATCH`, make `digits` with
-# `datasets.as_dataset(x_train, batch_size=global_batch_size, drop_remainder=True)`, build and
-# compile `distributed_gan` in the scope (two `keras.optimizers.Adam(2e-4, beta_1=0.5)`), and
-# fit it for `EPOCHS` epochs into `distributed_history`.
+# Write `train_distributed_gan(strategy, images, per_replica_batch, epochs)`, which trains a
+# `models.GAN(data_shape=images.shape[1:], latent_dim=32)` under `strategy` with two
+# `keras.optimizers.Adam(2e-4, beta_1=0.5)` and returns the GAN and the History of its `fit`.
+# Make the data set with `datasets.as_dataset(images, batch_size=..., drop_remainder=...)`.
 
 # %%
 with warnings.catch_warnings():
@@ -212,9 +214,15 @@ with warnings.catch_warnings():
     x_train, _ = datasets.load_mnist("train")
 x_train = x_train[:N_IMAGES]
 
-raise NotImplementedError("Exercise 6.4: global_batch_size = PER_REPLICA_BATCH * replicas; as_dataset(..., drop_remainder=True); build and compile the GAN inside strategy.scope(); fit.")
+
+def train_distributed_gan(strategy, images, per_replica_batch, epochs):
+    """A models.GAN trained on ``images`` on every replica of ``strategy``: (gan, history)."""
+    raise NotImplementedError("Exercise 6.4: Follow the three rules above: which batch size does the data set need, and what must happen inside the scope?")
+
 
 check("6.4")
+distributed_gan, distributed_history = train_distributed_gan(strategy, x_train,
+                                                             PER_REPLICA_BATCH, EPOCHS)
 
 # %%
 plots.image_grid(distributed_gan.generate(20, seed=0), n_cols=10,

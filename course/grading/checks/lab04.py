@@ -1,100 +1,87 @@
 """Checks of lab 4, GANs on MNIST (``solutions/04_gans_mnist.py``).
 
-The loss checks compare the student's value with the formula on fixed logits and, when it is
-wrong, recognize the usual mistakes (swapped labels, saturating for non-saturating, logits
-taken for probabilities, a sum for a mean). The training-step check runs one step of the
-student's ``SmallGAN`` on a tiny batch with recording SGD optimizers and checks what each
-optimizer updated and in which direction.
+The loss checks compare the student's value and gradient with the formula on random logits
+and, when it is wrong, recognize the usual mistakes (swapped labels, saturating for
+non-saturating, logits taken for probabilities, a sigmoid applied twice, a sum for a mean).
+The training-step check runs one step of the student's ``SmallGAN`` from random weights with
+plain SGD (probe), and recomputes both players' updates here from the same weights, batch and
+latent vectors; each known wrong update is recomputed too, so that its hint can name it.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from course.grading import CheckFailed, exercise
+from course.grading.checks.tools import (
+    bce_against_one,
+    bce_against_zero,
+    close,
+    compare,
+    expect_finite,
+    expect_keys,
+    expect_shape,
+    gradient_step,
+    probability_bce,
+    scalar,
+    sigmoid,
+)
+from course.grading.probes import lab04 as probes
+from course.grading.registry import CheckFailed, exercise
 
-REAL_LOGITS = np.array([[2.0], [0.5], [-1.0], [3.0]], dtype="float32")
-FAKE_LOGITS = np.array([[-2.5], [1.0], [-0.5], [0.0]], dtype="float32")
-CONFIDENT = 6.0
-
-
-def softplus(x):
-    """log(1 + exp(x)), the BCE of logit -x against label 1 (and of x against label 0)."""
-    return np.logaddexp(0.0, x)
-
-
-def bce_against_one(logits):
-    return softplus(-logits).mean()
-
-
-def bce_against_zero(logits):
-    return softplus(logits).mean()
-
-
-def probability_bce(labels, values):
-    """The BCE a student gets by treating logits as probabilities (Keras clips to [eps, 1-eps])."""
-    values = np.clip(values, 1e-7, 1 - 1e-7)
-    return -(labels * np.log(values) + (1 - labels) * np.log(1 - values)).mean()
-
-
-def scalar(value, what: str) -> float:
-    """The student's loss as a float, failing when it is not a single number."""
-    array = np.asarray(value, dtype="float64")
-    if array.size != 1:
-        raise CheckFailed(
-            f"{what} should return one number, got an array of shape {array.shape}: average "
-            "the per-example losses with ops.mean"
-        )
-    value = float(array.reshape(()))
-    if not np.isfinite(value):
-        raise CheckFailed(f"{what} returned {value}; it should be a finite number")
-    return value
+FROM_LOGITS = "D outputs logits, not probabilities: pass from_logits=True to binary_crossentropy"
+SIGMOID_TWICE = (
+    "the logits went through a sigmoid before a from_logits=True cross-entropy, which applies "
+    "the sigmoid again: pass the logits themselves"
+)
+SUMMED = "the loss grows with the batch size: average the per-example losses with ops.mean"
+NOT_DIFFERENTIABLE = (
+    "no gradient flows from {name} back to the logits: compute it with keras.ops "
+    "(ops.binary_crossentropy, ops.mean), not numpy, so that D and G can learn from it"
+)
+SATURATING_HINT = (
+    "this is the saturating loss log(1 - D(G(z))) of exercise 4.3; the lab asks for the "
+    "non-saturating one, -log D(G(z)): the BCE of the fake logits against the label 1 ('real')"
+)
+TO_FAKE = (
+    "the generator is trained to make D say 'fake' (label 0), which is D's goal: the generator's "
+    "loss is the BCE of its images against the label 1, 'real'"
+)
 
 
-def close(a: float, b: float) -> bool:
-    return abs(a - b) <= 1e-3 + 1e-3 * abs(b)
+def logits_inputs(rng: np.random.Generator) -> dict:
+    """Random logits of a batch of real and of generated images (random size, center, spread)."""
+    batch, scale = int(rng.integers(6, 40)), rng.uniform(0.5, 2.5)
+    return {
+        name: rng.normal(rng.uniform(-1.0, 1.0), scale, (batch, 1)).astype("float32")
+        for name in ("real_logits", "fake_logits")
+    }
 
 
-def compare(got: float, expected: float, mistakes: list[tuple[float, str]], where: str) -> None:
-    """Pass when ``got`` matches ``expected``; otherwise name the first mistake it matches."""
-    if close(got, expected):
-        return
-    for value, message in mistakes:
-        if close(got, value):
-            raise CheckFailed(message)
-    raise CheckFailed(f"{where}: expected {expected:.4f}, got {got:.4f}")
+def expect_gradients(outputs, expected: list, name: str) -> None:
+    """Fail unless the probe's gradients of the loss equal ``expected`` (one per argument)."""
+    if int(outputs["no_gradient"]):
+        raise CheckFailed(NOT_DIFFERENTIABLE.format(name=name))
+    for index, reference in enumerate(expected):
+        got = np.asarray(outputs[f"gradient_{index}"], np.float64)
+        if got.shape != reference.shape or not np.allclose(got, reference, rtol=1e-3, atol=1e-6):
+            raise CheckFailed(
+                f"{name} has the right value but not the right gradient: compute it from the "
+                "logits with keras.ops only (no stop_gradient, no numpy)"
+            )
 
 
-def call_twice_the_batch(function, *logits) -> None:
-    """Fail when the loss of a batch repeated twice differs from the loss of the batch."""
-    once = scalar(function(*logits), function.__name__)
-    twice = scalar(function(*(np.concatenate([x, x]) for x in logits)), function.__name__)
-    if not close(once, twice):
-        raise CheckFailed(
-            f"{function.__name__} changes when the same batch is repeated twice ({once:.3f} -> "
-            f"{twice:.3f}): average the per-example losses with ops.mean instead of summing them"
-        )
-
-
-@exercise("4.1", points=2, title="The discriminator loss")
-def discriminator_loss_is_bce_of_both_halves(ns):
-    loss = ns["discriminator_loss"]
-    right = scalar(
-        loss(np.full((4, 1), CONFIDENT, "float32"), np.full((4, 1), -CONFIDENT, "float32")),
-        "discriminator_loss",
-    )
-    wrong = scalar(
-        loss(np.full((4, 1), -CONFIDENT, "float32"), np.full((4, 1), CONFIDENT, "float32")),
-        "discriminator_loss",
-    )
-    if right >= wrong:
-        raise CheckFailed(
-            "the loss is lower when D calls real images fake and fakes real than when it is "
-            "right: real images must have label 1 and generated images label 0"
-        )
-    call_twice_the_batch(loss, REAL_LOGITS, FAKE_LOGITS)
-    got = scalar(loss(REAL_LOGITS, FAKE_LOGITS), "discriminator_loss")
-    expected = bce_against_one(REAL_LOGITS) + bce_against_zero(FAKE_LOGITS)
+@exercise(
+    "4.1",
+    points=2,
+    title="The discriminator loss",
+    probe=probes.discriminator_loss,
+    inputs=logits_inputs,
+)
+def discriminator_loss_verdict(inputs, outputs):
+    expect_keys(outputs, ["value", "no_gradient"])
+    real, fake = np.float64(inputs["real_logits"]), np.float64(inputs["fake_logits"])
+    got = scalar(outputs["value"], "discriminator_loss")
+    expected = bce_against_one(real) + bce_against_zero(fake)
     compare(
         got,
         expected,
@@ -104,247 +91,435 @@ def discriminator_loss_is_bce_of_both_halves(ns):
                 "the loss is half the expected value: ADD the mean BCE on the real "
                 "images and the mean BCE on the fakes, do not average the two",
             ),
+            (probability_bce(1, real) + probability_bce(0, fake), FROM_LOGITS),
+            (bce_against_one(sigmoid(real)) + bce_against_zero(sigmoid(fake)), SIGMOID_TWICE),
             (
-                probability_bce(1, REAL_LOGITS) + probability_bce(0, FAKE_LOGITS),
-                "D outputs logits, not probabilities: pass from_logits=True to binary_crossentropy",
-            ),
-            (
-                bce_against_zero(REAL_LOGITS) + bce_against_one(FAKE_LOGITS),
+                bce_against_zero(real) + bce_against_one(fake),
                 "the labels are swapped: real images have label 1, generated images label 0",
             ),
+            (len(real) * expected, SUMMED),
+            (-expected, "the sign is flipped: D minimizes its cross-entropy, a positive number"),
+            (
+                bce_against_one(real),
+                "only the real images count: add the BCE of the fakes against the label 0",
+            ),
+            (
+                bce_against_zero(fake),
+                "only the fakes count: add the BCE of the real images against the label 1",
+            ),
         ],
-        "for the check's logits",
+        "for random logits the loss should be mean BCE(1, real) + mean BCE(0, fake)",
+    )
+    expect_gradients(
+        outputs, [(sigmoid(real) - 1) / len(real), sigmoid(fake) / len(fake)], "discriminator_loss"
     )
 
 
-@exercise("4.2", points=2, title="The non-saturating generator loss")
-def generator_loss_is_non_saturating(ns):
-    loss = ns["non_saturating_generator_loss"]
-    got = scalar(loss(FAKE_LOGITS), "non_saturating_generator_loss")
-    expected = bce_against_one(FAKE_LOGITS)
+@exercise(
+    "4.2",
+    points=2,
+    title="The non-saturating generator loss",
+    probe=probes.non_saturating_generator_loss,
+    inputs=logits_inputs,
+)
+def non_saturating_loss_verdict(inputs, outputs):
+    expect_keys(outputs, ["value", "no_gradient"])
+    fake = np.float64(inputs["fake_logits"])
+    got = scalar(outputs["value"], "non_saturating_generator_loss")
+    expected = bce_against_one(fake)
     compare(
         got,
         expected,
         [
+            (bce_against_zero(fake), TO_FAKE),
+            (-bce_against_zero(fake), SATURATING_HINT),
             (
-                bce_against_zero(FAKE_LOGITS),
-                "the generator is trained to make D say 'fake' (label 0), which is D's goal: the "
-                "generator's loss is the BCE of its images against the label 1, 'real'",
-            ),
-            (
-                -bce_against_zero(FAKE_LOGITS),
-                "this is the saturating loss log(1 - D(G(z))) of exercise 4.3; the non-saturating "
-                "loss is -log D(G(z)), the BCE of the fake logits against the label 1",
-            ),
-            (
-                -bce_against_one(FAKE_LOGITS),
+                -expected,
                 "the sign is flipped: minimize the BCE against the label 1, do not maximize it",
             ),
-            (
-                probability_bce(1, FAKE_LOGITS),
-                "D outputs logits, not probabilities: pass from_logits=True to binary_crossentropy",
-            ),
+            (probability_bce(1, fake), FROM_LOGITS),
+            (bce_against_one(sigmoid(fake)), SIGMOID_TWICE),
+            (len(fake) * expected, SUMMED),
         ],
-        "for the check's fake logits",
+        "for random logits the loss should be the mean BCE of the fake logits against 1",
     )
-    call_twice_the_batch(loss, FAKE_LOGITS)
+    expect_gradients(outputs, [(sigmoid(fake) - 1) / len(fake)], "non_saturating_generator_loss")
 
 
-@exercise("4.3", points=1, title="The saturating generator loss")
-def generator_loss_is_saturating(ns):
-    loss = ns["saturating_generator_loss"]
-    got = scalar(loss(FAKE_LOGITS), "saturating_generator_loss")
-    expected = -bce_against_zero(FAKE_LOGITS)
+@exercise(
+    "4.3",
+    points=1,
+    title="The saturating generator loss",
+    probe=probes.saturating_generator_loss,
+    inputs=logits_inputs,
+)
+def saturating_loss_verdict(inputs, outputs):
+    expect_keys(outputs, ["value", "no_gradient"])
+    fake = np.float64(inputs["fake_logits"])
+    got = scalar(outputs["value"], "saturating_generator_loss")
+    expected = -bce_against_zero(fake)
     compare(
         got,
         expected,
         [
             (
-                bce_against_one(FAKE_LOGITS),
-                "this is the non-saturating loss of exercise 4.2; the saturating loss is "
-                "mean log(1 - D(G(z))), i.e. MINUS the BCE of the fake logits against the label 0",
+                bce_against_one(fake),
+                "this is the non-saturating loss of exercise 4.2; the saturating "
+                "loss is mean log(1 - D(G(z))), MINUS the BCE against the label 0",
             ),
             (
-                bce_against_zero(FAKE_LOGITS),
-                "the sign is flipped: the saturating loss is mean log(1 - D(G(z))), which is MINUS "
-                "the BCE against the label 0 (the generator minimizes what D maximizes)",
+                -expected,
+                "the sign is flipped: mean log(1 - D(G(z))) is negative, MINUS the BCE "
+                "against the label 0 (the generator minimizes what D maximizes)",
             ),
-            (
-                -probability_bce(0, FAKE_LOGITS),
-                "D outputs logits, not probabilities: pass from_logits=True to binary_crossentropy",
-            ),
+            (-probability_bce(0, fake), FROM_LOGITS),
+            (-bce_against_zero(sigmoid(fake)), SIGMOID_TWICE),
+            (len(fake) * expected, SUMMED),
         ],
-        "for the check's fake logits",
+        "for random logits the loss should be minus the mean BCE of the fake logits against 0",
     )
-    call_twice_the_batch(loss, FAKE_LOGITS)
+    expect_gradients(outputs, [-sigmoid(fake) / len(fake)], "saturating_generator_loss")
 
 
 # --- 4.4: the two-player training step -----------------------------------------------------
 
 
-def recording_sgd(role: str, log: list, learning_rate: float):
-    """An SGD optimizer that logs (role, variables, gradients) each time it is applied."""
-    import keras
+def train_step_inputs(rng: np.random.Generator) -> dict:
+    """Random weights of a tiny SmallGAN, a batch of 'images' in [0, 1], a learning rate."""
+    data_dim, latent_dim = int(rng.integers(4, 9)), int(rng.integers(2, 5))
+    hidden, batch = int(rng.integers(8, 17)), int(rng.integers(16, 33))
 
-    class RecordingSGD(keras.optimizers.SGD):
-        def apply(self, grads, trainable_variables=None):
-            variables = trainable_variables
-            if variables is None:
-                variables = self._trainable_variables
-            log.append((role, list(variables), [np.array(g) for g in grads]))
-            return super().apply(grads, trainable_variables)
+    def kernel(rows, columns):
+        return rng.normal(0.0, 1.0 / np.sqrt(rows), (rows, columns))
 
-    return RecordingSGD(learning_rate=learning_rate)
-
-
-def weights_of(network) -> list[np.ndarray]:
-    return [np.array(weight) for weight in network.weights]
-
-
-def set_weights(network, values) -> None:
-    for weight, value in zip(network.weights, values):
-        weight.assign(value)
-
-
-def logits_of(network, data) -> np.ndarray:
-    return np.asarray(network(data, training=False), dtype="float64")
+    arrays = {
+        "g_0": kernel(latent_dim, hidden),
+        "g_1": rng.normal(0.0, 0.1, hidden),
+        "g_2": kernel(hidden, data_dim),
+        "g_3": rng.normal(0.0, 0.1, data_dim),
+        "d_0": kernel(data_dim, hidden),
+        "d_1": rng.normal(0.0, 0.1, hidden),
+        "d_2": kernel(hidden, 1),
+        "d_3": rng.normal(0.0, 0.1, 1),
+        "real": rng.beta(2.0, 2.0, (batch, data_dim)),
+        "learning_rate": rng.uniform(0.05, 0.2),
+    }
+    arrays = {key: np.asarray(value, "float32") for key, value in arrays.items()}
+    return {**arrays, "seed": np.int64(rng.integers(0, 2**31 - 1)), **logits_inputs(rng)}
 
 
-def gradient_agreement(log, discriminator, real, fakes) -> float:
-    """Cosine between the discriminator's first logged gradient and the reference one."""
+def _leaky_relu(x):
     import tensorflow as tf
 
-    weights = discriminator.trainable_weights
-    with tf.GradientTape() as tape:
-        real_logits = tf.cast(discriminator(real, training=True), "float64")
-        fake_logits = tf.cast(discriminator(fakes, training=True), "float64")
-        loss = (tf.reduce_mean(tf.math.softplus(-real_logits))
-                + tf.reduce_mean(tf.math.softplus(fake_logits)))
-    reference = {id(w): np.asarray(g) for w, g in zip(weights, tape.gradient(loss, weights))}
-    _, variables, gradients = next(entry for entry in log if entry[0] == "d")
-    applied = np.concatenate([np.ravel(g) for g in gradients])
-    expected = np.concatenate([np.ravel(reference[id(v)]) for v in variables])
-    norms = np.linalg.norm(applied) * np.linalg.norm(expected)
-    return float(applied @ expected / norms) if norms > 0 else 0.0
+    return tf.nn.leaky_relu(x, alpha=0.2)  # Keras' "leaky_relu" activation
 
 
-@exercise("4.4", points=4, title="The two-player training step")
-def train_step_updates_each_player(ns):
-    import keras
+def _discriminate(weights, images):
+    return _leaky_relu(images @ weights[0] + weights[1]) @ weights[2] + weights[3]
 
-    # The training step uses the student's discriminator_loss: make sure it is right first.
-    try:
-        discriminator_loss_is_bce_of_both_halves(ns)
-    except NotImplementedError:
-        raise NotImplementedError(
-            "train_step uses discriminator_loss: write exercise 4.1 first"
-        ) from None
-    except CheckFailed as error:
-        raise CheckFailed(
-            "train_step uses your discriminator_loss, which is not right yet: fix exercise 4.1 "
-            f"first ({str(error).splitlines()[0]})"
-        ) from None
 
-    data_dim, latent_dim, batch_size = 6, 3, 32
-    rng = np.random.default_rng(0)
-    real = (0.8 + 0.1 * rng.standard_normal((batch_size, data_dim))).astype("float32")
-    gan = ns["SmallGAN"](data_shape=(data_dim,), latent_dim=latent_dim, hidden_units=(16,), seed=3)
-    log: list = []
-    gan.compile(
-        d_optimizer=recording_sgd("d", log, 0.05), g_optimizer=recording_sgd("g", log, 0.05)
+def _generate(weights, latent_vectors):
+    import tensorflow as tf
+
+    return tf.sigmoid(
+        _leaky_relu(latent_vectors @ weights[0] + weights[1]) @ weights[2] + weights[3]
     )
-    discriminator, generator = gan.discriminator, gan.generator
-    # Zero the generator's first kernel: its images then do not depend on the noise, so the
-    # direction of each update can be measured exactly, whatever noise the step draws.
-    first_layer = next(layer for layer in generator.layers if hasattr(layer, "kernel"))
-    first_layer.kernel.assign(np.zeros(first_layer.kernel.shape, "float32"))
-    d_before, g_before = weights_of(discriminator), weights_of(generator)
 
-    logs = gan.train_step(keras.ops.convert_to_tensor(real))
 
-    if not isinstance(logs, dict) or not {"d_loss", "g_loss"} <= set(logs):
+def _softplus(x):
+    import tensorflow as tf
+
+    return tf.math.softplus(x)
+
+
+def _mean(x):
+    import tensorflow as tf
+
+    return tf.reduce_mean(x)
+
+
+def _sum(x):
+    import tensorflow as tf
+
+    return tf.reduce_sum(x)
+
+
+# Discriminator losses of (real logits, fake logits): the right one, then the known mistakes.
+D_LOSS = lambda r, f: _mean(_softplus(-r)) + _mean(_softplus(f))  # noqa: E731
+D_MISTAKES = [
+    (
+        lambda r, f: _mean(_softplus(r)) + _mean(_softplus(-f)),
+        "the discriminator's update is a step with real and fake labels swapped: real images "
+        "have label 1, generated images label 0",
+    ),
+    (
+        lambda r, f: (_mean(_softplus(-r)) + _mean(_softplus(f))) / 2,
+        "the discriminator's step is half the expected one: use discriminator_loss, the SUM of "
+        "the mean BCE on real images and on fakes (not the mean over both halves)",
+    ),
+    (
+        lambda r, f: _sum(_softplus(-r)) + _sum(_softplus(f)),
+        "the discriminator's step grows with the batch size: average the per-example losses",
+    ),
+    (
+        lambda r, f: -(_mean(_softplus(-r)) + _mean(_softplus(f))),
+        "the discriminator went uphill: minimize discriminator_loss, do not maximize it",
+    ),
+]
+# Generator losses of the fake logits: the non-saturating one, then the known mistakes.
+G_LOSS = lambda f: _mean(_softplus(-f))  # noqa: E731
+G_MISTAKES = [
+    (
+        lambda f: -_mean(_softplus(f)),
+        "the generator's update follows the saturating loss log(1 - D(G(z))); the lab asks for "
+        "the non-saturating one: the BCE of the fakes against the misleading label 1 ('real')",
+    ),
+    (
+        lambda f: _mean(_softplus(f)),
+        "the generator is trained to make D say 'fake' (D's own labels): give the generated "
+        "images misleading labels, ones ('real'), in the generator's loss",
+    ),
+    (
+        lambda f: -_mean(_softplus(-f)),
+        "the generator went uphill: minimize the BCE of its images against the label 1",
+    ),
+    (
+        lambda f: _sum(_softplus(-f)),
+        "the generator's step grows with the batch size: average its per-example losses",
+    ),
+]
+
+
+def _weights(arrays, prefix: str) -> list[np.ndarray]:
+    return [np.asarray(arrays[f"{prefix}_{index}"], np.float64) for index in range(4)]
+
+
+def _discriminator_step(inputs, latent_vectors, loss):
+    """The reference (loss, weights after) of D's SGD step on real images and G(z)."""
+    real = np.float64(inputs["real"])
+    fakes = _generate(_weights(inputs, "g"), np.float64(latent_vectors))
+    return gradient_step(
+        lambda d: loss(_discriminate(d, real), _discriminate(d, fakes)),
+        _weights(inputs, "d"),
+        float(inputs["learning_rate"]),
+    )
+
+
+def _generator_step(inputs, latent_vectors, discriminator, loss):
+    """The reference (loss, weights after) of G's SGD step against ``discriminator``."""
+    latent_vectors = np.float64(latent_vectors)
+    return gradient_step(
+        lambda g: loss(_discriminate(discriminator, _generate(g, latent_vectors))),
+        _weights(inputs, "g"),
+        float(inputs["learning_rate"]),
+    )
+
+
+def _same_step(after, before, reference) -> bool:
+    """Whether the update ``after - before`` equals the reference update, to float32 rounding."""
+    step = np.concatenate([(a - b).ravel() for a, b in zip(after, before)])
+    expected = np.concatenate([(r - b).ravel() for r, b in zip(reference, before)])
+    return bool(np.linalg.norm(step - expected) <= 2e-3 * np.linalg.norm(expected) + 1e-6)
+
+
+def _expect_noise(outputs, key: str, shape: tuple[int, int], player: str) -> np.ndarray:
+    if key not in outputs:
         raise CheckFailed(
-            "train_step should return the dict of update_trackers(d_loss=..., g_loss=...), with "
-            f"keys 'd_loss' and 'g_loss'; got {logs!r:.80}"
+            f"the {player} step never called self.generator: generate images from fresh "
+            "noise before that update"
         )
-    d_ids = {id(weight) for weight in discriminator.trainable_weights}
-    g_ids = {id(weight) for weight in generator.trainable_weights}
-    roles = [role for role, _, _ in log]
-    if "d" not in roles:
+    noise = np.asarray(outputs[key], np.float64)
+    hint = "draw keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)"
+    expect_shape(noise, shape, f"the latent vectors of the {player} step", hint)
+    expect_finite(noise, "the latent vectors")
+    if np.allclose(noise, noise[:1]):
+        raise CheckFailed(f"every image of the {player} step got the same latent vector: {hint}")
+    if abs(noise.mean()) > 0.75 or not 0.5 < noise.std() < 1.6:
+        raise CheckFailed(f"the latent vectors are not standard normal noise: {hint}")
+    return noise
+
+
+@exercise(
+    "4.4",
+    points=4,
+    title="The two-player training step",
+    probe=probes.train_step,
+    inputs=train_step_inputs,
+)
+def train_step_verdict(inputs, outputs):
+    expect_keys(
+        outputs,
+        [
+            "d_loss",
+            "g_loss",
+            "d_applies",
+            "g_applies",
+            "d_optimizer_on_g",
+            "g_optimizer_on_d",
+            "discriminator_loss",
+        ],
+    )
+    expect_keys(outputs, [f"{p}_after_{i}" for p in "dg" for i in range(4)])
+    if not int(outputs["d_applies"]):
         raise CheckFailed(
             "the discriminator was never updated: apply its gradients with "
             "self.d_optimizer.apply(gradients, self.discriminator.trainable_weights)"
         )
-    if "g" not in roles:
+    if not int(outputs["g_applies"]):
         raise CheckFailed(
             "the generator was never updated: apply its gradients with "
             "self.g_optimizer.apply(gradients, self.generator.trainable_weights)"
         )
-    for role, variables, _ in log:
-        ids = {id(variable) for variable in variables}
-        if role == "g" and ids & d_ids:
+    if int(outputs["g_optimizer_on_d"]):
+        raise CheckFailed(
+            "the discriminator's weights changed during the generator step: apply "
+            "the generator's gradients to self.generator.trainable_weights only"
+        )
+    if int(outputs["d_optimizer_on_g"]):
+        raise CheckFailed(
+            "the generator's weights changed during the discriminator step: apply "
+            "D's gradients to self.discriminator.trainable_weights only"
+        )
+    shape = (len(inputs["real"]), inputs["g_0"].shape[0])
+    d_noise = _expect_noise(outputs, "d_noise", shape, "discriminator")
+    g_noise = _expect_noise(outputs, "g_noise", shape, "generator")
+    d_before, g_before = _weights(inputs, "d"), _weights(inputs, "g")
+    d_after = [np.asarray(outputs[f"d_after_{i}"], np.float64) for i in range(4)]
+    g_after = [np.asarray(outputs[f"g_after_{i}"], np.float64) for i in range(4)]
+    for before, after, name in (
+        (d_before, d_after, "discriminator"),
+        (g_before, g_after, "generator"),
+    ):
+        for old, new in zip(before, after):
+            expect_shape(new, old.shape, f"a weight of the {name}")
+            expect_finite(new, f"the {name}'s weights after one step")
+
+    d_loss, d_reference = _discriminator_step(inputs, d_noise, D_LOSS)
+    if not _same_step(d_after, d_before, d_reference):
+        for loss, message in D_MISTAKES:
+            if _same_step(d_after, d_before, _discriminator_step(inputs, d_noise, loss)[1]):
+                raise CheckFailed(message)
+        real, fake = np.float64(inputs["real_logits"]), np.float64(inputs["fake_logits"])
+        student_loss = np.asarray(outputs["discriminator_loss"], np.float64)
+        if not close(student_loss, bce_against_one(real) + bce_against_zero(fake)):
             raise CheckFailed(
-                "the discriminator's weights changed during the generator step: apply the "
-                "generator's gradients to self.generator.trainable_weights only"
+                "train_step uses your discriminator_loss, which is not right yet: "
+                "fix exercise 4.1 first"
             )
-        if role == "d" and ids & g_ids:
+        raise CheckFailed(
+            "the discriminator's update is not one SGD step down discriminator_loss(D(real "
+            "images), D(generated images)): take its gradient inside the tape, w.r.t. D's weights"
+        )
+
+    # The generator plays against the updated D (or, computed in the same round, the old one).
+    candidates = [d_reference, d_before]
+    g_loss = None
+    for discriminator in candidates:
+        loss, g_reference = _generator_step(inputs, g_noise, discriminator, G_LOSS)
+        if _same_step(g_after, g_before, g_reference):
+            g_loss = loss
+            break
+    if g_loss is None:
+        for loss_function, message in G_MISTAKES:
+            for discriminator in candidates:
+                reference = _generator_step(inputs, g_noise, discriminator, loss_function)[1]
+                if _same_step(g_after, g_before, reference):
+                    raise CheckFailed(message)
+        raise CheckFailed(
+            "the generator's update is not one SGD step down the non-saturating loss, the mean "
+            "BCE of D(G(z)) against the label 1: take its gradient w.r.t. the generator's weights"
+        )
+    logged = {"d_loss": d_loss, "g_loss": g_loss}
+    for key, value in logged.items():
+        if not close(scalar(outputs[key], f"the {key} train_step returned"), value):
             raise CheckFailed(
-                "the generator's weights changed during the discriminator step: apply the "
-                "discriminator's gradients to self.discriminator.trainable_weights only"
+                f"the {key} that train_step returns is not the loss of that player's update: "
+                "return self.update_trackers(d_loss=d_loss, g_loss=g_loss)"
             )
-    d_after, g_after = weights_of(discriminator), weights_of(generator)
-    if all(np.array_equal(a, b) for a, b in zip(d_before, d_after)):
-        raise CheckFailed(
-            "the discriminator's weights did not change: are its loss and "
-            "gradients computed inside the GradientTape?"
-        )
-    if all(np.array_equal(a, b) for a, b in zip(g_before, g_after)):
-        raise CheckFailed(
-            "the generator's weights did not change: compute the generated "
-            "images and the generator loss inside the GradientTape"
-        )
-
-    # Direction of each update: D must descend the discriminator loss, and D(G(z)) must rise.
-    latent = rng.standard_normal((256, latent_dim)).astype("float32")
-    set_weights(generator, g_before)
-    fakes_before = np.asarray(generator(latent, training=False))
-    set_weights(discriminator, d_before)
-    if gradient_agreement(log, discriminator, real, fakes_before[:batch_size]) < 0.99:
-        raise CheckFailed(
-            "the discriminator's update is not a step down discriminator_loss(real logits, "
-            "fake logits): real images must be labelled 1 and generated images 0"
-        )
-    set_weights(discriminator, d_after)
-    set_weights(generator, g_after)
-    fakes_after = np.asarray(generator(latent, training=False))
-    realness_before = logits_of(discriminator, fakes_before).mean()
-    realness_after = logits_of(discriminator, fakes_after).mean()
-    if realness_after < realness_before:
-        raise CheckFailed(
-            "the generator is trained to make D say 'fake' (D's own labels): give the "
-            "generated images misleading labels, ones ('real'), in the generator's loss"
-        )
 
 
-@exercise("4.5", points=1, title="A conditional GAN grid, one row per class")
-def grid_has_one_row_per_class(ns):
-    labels = np.asarray(ns["grid_labels"])
-    images = np.asarray(ns["grid_images"])
-    if labels.ndim != 1 or labels.size == 0 or labels.size % 10:
+# --- 4.5: a conditional GAN's grid of chosen classes --------------------------------------
+
+
+def _conditional_gan(inputs):
+    from course import models
+
+    return models.ConditionalGAN(
+        data_shape=tuple(int(size) for size in inputs["data_shape"]),
+        num_classes=int(inputs["num_classes"]),
+        latent_dim=int(inputs["latent_dim"]),
+        hidden_units=(int(inputs["hidden_units"]),),
+    )
+
+
+def grid_inputs(rng: np.random.Generator) -> dict:
+    """A small cGAN with random generator weights and a class count that is not 10."""
+    inputs = {
+        "num_classes": np.int64(rng.choice([3, 4, 5, 6, 7, 8, 9, 11, 12])),
+        "n_per_class": np.int64(rng.integers(2, 6)),
+        "latent_dim": np.int64(rng.integers(2, 7)),
+        "hidden_units": np.int64(rng.integers(4, 9)),
+        "data_shape": np.array([28, 28, 1]),
+    }
+    shapes = [np.shape(weight) for weight in _conditional_gan(inputs).generator.get_weights()]
+    for index, shape in enumerate(shapes):
+        inputs[f"g_{index}"] = rng.normal(0.0, 0.5, shape).astype("float32")
+    return inputs
+
+
+@exercise(
+    "4.5",
+    points=1,
+    title="A conditional GAN grid, one row per class",
+    probe=probes.class_grid,
+    inputs=grid_inputs,
+)
+def class_grid_verdict(inputs, outputs):
+    expect_keys(outputs, ["labels", "images"])
+    num_classes, n_per_class = int(inputs["num_classes"]), int(inputs["n_per_class"])
+    labels = np.asarray(outputs["labels"])
+    expected = np.repeat(np.arange(num_classes), n_per_class)
+    if labels.ndim != 1:
         raise CheckFailed(
-            f"grid_labels should be a flat array of 10 x N_PER_CLASS labels, got shape "
-            f"{labels.shape}"
+            f"grid_labels should be a flat array of {expected.size} labels, got "
+            f"shape {labels.shape}: make it one-dimensional"
         )
-    if not np.issubdtype(labels.dtype, np.integer):
+    if labels.dtype.kind not in "iu":
         raise CheckFailed(f"grid_labels should hold integer class labels, got {labels.dtype}")
-    rows = labels.reshape(10, -1)
-    if not np.array_equal(rows, np.repeat(np.arange(10), rows.shape[1]).reshape(10, -1)):
+    if labels.size != expected.size:
+        if labels.size == 10 * n_per_class:
+            hint = "the cGAN's number of classes is cgan.num_classes, not 10"
+        elif np.array_equal(np.unique(labels), np.arange(num_classes)):
+            hint = "each class needs n_per_class labels"
+        else:
+            hint = "n_per_class labels for each of the cgan.num_classes classes"
         raise CheckFailed(
-            "grid_labels is not one row per class: it should be N_PER_CLASS zeros, then "
-            f"N_PER_CLASS ones, ... up to 9 (np.repeat, not np.tile); it starts {labels[:12]}"
+            f"grid_labels has {labels.size} labels; for {num_classes} classes and "
+            f"n_per_class={n_per_class} it needs {expected.size}: {hint}"
         )
-    if images.shape != (labels.size, 28, 28, 1):
+    if np.array_equal(labels, np.tile(np.arange(num_classes), n_per_class)):
         raise CheckFailed(
-            f"grid_images should have shape ({labels.size}, 28, 28, 1), one image per label, "
-            f"got {images.shape}: generate them with cgan.generate(grid_labels, seed=0)"
+            "grid_labels cycles through the classes: a row per class needs all "
+            "the 0s first, then all the 1s, and so on (repeat, not tile)"
+        )
+    if not np.array_equal(labels, expected):
+        raise CheckFailed(
+            f"grid_labels should be n_per_class 0s, then n_per_class 1s, ... up to "
+            f"cgan.num_classes - 1; it starts {labels[:8].tolist()}"
+        )
+    images = np.asarray(outputs["images"], np.float64)
+    expect_shape(
+        images,
+        (expected.size, *inputs["data_shape"]),
+        "grid_images",
+        "one image per label, from cgan.generate(grid_labels, ...)",
+    )
+    cgan = _conditional_gan(inputs)
+    cgan.generator.set_weights(
+        [inputs[f"g_{index}"] for index in range(len(cgan.generator.weights))]
+    )
+    if not np.allclose(images, cgan.generate(expected, seed=0), atol=1e-4):
+        raise CheckFailed(
+            "grid_images are not the cGAN's images of grid_labels with seed=0: "
+            "generate them with cgan.generate and a fixed seed of 0"
         )

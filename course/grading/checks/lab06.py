@@ -1,17 +1,20 @@
 """Checks of lab 6, scaling out with MirroredStrategy (``solutions/06_scaling_out.py``).
 
-The checks use the lab's own strategy, ``ns["strategy"]``: a process can hold only one
-MirroredStrategy, and the grader's kernel (or the test session) already has it.
+The probes run the student's functions on one device and on every replica of the lab's own
+strategy; the verdicts here compute what one device computes on the whole batch (the mean
+loss, one exact SGD step of a linear model, the number of steps of a distributed ``fit``) and
+name the known mistakes: a loss not divided by the number of replicas, the number written as
+2, a sum for a mean, the same noise on every replica, weights created outside the scope.
 """
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
+from scipy import stats
 
-from course.grading import CheckFailed, exercise
-from course.grading.checks.lab04 import close, scalar
+from course.grading.checks.tools import close, expect_finite, expect_keys, expect_shape, scalar
+from course.grading.probes import lab06 as probes
+from course.grading.registry import CheckFailed, exercise
 
 SCALING_HINT = "divide the loss by num_replicas_in_sync"
 
@@ -20,59 +23,53 @@ def times(replicas: int) -> str:
     return "twice" if replicas == 2 else f"{replicas} times"
 
 
-@contextlib.contextmanager
-def quiet_tensorflow():
-    """Silence TensorFlow's "Using MirroredStrategy eagerly" notes while a check runs."""
-    import tensorflow as tf
-
-    logger = tf.get_logger()
-    level = logger.level
-    logger.setLevel("ERROR")
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
+def _replicas(outputs) -> int:
+    replicas = int(outputs["replicas"])
+    if replicas < 2:
+        raise CheckFailed("`strategy` has only one replica: keep the lab's first cell")
+    return replicas
 
 
-def mirrored_strategy(ns):
-    """The lab's strategy, which must have at least two replicas for these checks to mean much."""
-    strategy = ns["strategy"]
-    if strategy.num_replicas_in_sync < 2:
-        raise CheckFailed(
-            "`strategy` has only one replica: keep the lab's first cell, "
-            'distribute.get_strategy("mirrored", cpu_replicas=2)'
-        )
-    return strategy
+def losses_inputs(rng: np.random.Generator) -> dict:
+    """Random positive per-example losses of a random batch size."""
+    return {
+        "losses": rng.gamma(2.0, rng.uniform(0.2, 2.0), int(rng.integers(5, 40))).astype("float32")
+    }
 
 
-def per_replica_values(strategy, function) -> list:
-    """``function()`` run on every replica, as a list of numpy values."""
-    results = strategy.run(function)
-    return [np.asarray(value) for value in strategy.experimental_local_results(results)]
-
-
-@exercise("6.1", points=2, title="The replica-scaled loss")
-def loss_is_divided_by_the_number_of_replicas(ns):
-    import tensorflow as tf
-
-    strategy = mirrored_strategy(ns)
-    replicas = strategy.num_replicas_in_sync
-    scaled_mean_loss = ns["scaled_mean_loss"]
-    losses = tf.constant([1.0, 2.0, 4.5, 0.5])
-    mean = float(np.mean(losses))
-    outside = scalar(scaled_mean_loss(losses), "scaled_mean_loss")
-    with quiet_tensorflow():
-        inside = [scalar(value, "scaled_mean_loss")
-                  for value in per_replica_values(strategy, lambda: scaled_mean_loss(losses))]
+@exercise(
+    "6.1",
+    points=2,
+    title="The replica-scaled loss",
+    probe=probes.scaled_mean_loss,
+    inputs=losses_inputs,
+)
+def scaled_mean_loss_verdict(inputs, outputs):
+    expect_keys(outputs, ["outside", "inside", "replicas"])
+    replicas = _replicas(outputs)
+    losses = np.float64(inputs["losses"])
+    mean, total = losses.mean(), losses.sum()
+    outside = scalar(outputs["outside"], "scaled_mean_loss")
+    inside = np.asarray(outputs["inside"], np.float64)
+    expect_shape(
+        inside, (replicas,), "the loss on each replica", "scaled_mean_loss should return one number"
+    )
     if close(outside, mean / replicas):
         raise CheckFailed(
             "outside any strategy (one replica) the loss should stay the plain mean, but it was "
             f"divided by {replicas}: read the number of replicas from "
             "tf.distribute.get_strategy().num_replicas_in_sync instead of writing it"
         )
+    if close(outside, total) or close(outside, total / replicas):
+        raise CheckFailed(
+            "the loss grows with the batch size: take the MEAN of the "
+            "per-example losses, not their sum"
+        )
     if not close(outside, mean):
-        raise CheckFailed(f"outside any strategy scaled_mean_loss should be the mean of the "
-                          f"per-example losses, {mean:.4f}, got {outside:.4f}")
+        raise CheckFailed(
+            f"outside any strategy scaled_mean_loss should be the mean of the "
+            f"per-example losses, {mean:.4f}, got {outside:.4f}"
+        )
     for value in inside:
         if close(value, mean):
             raise CheckFailed(
@@ -80,142 +77,255 @@ def loss_is_divided_by_the_number_of_replicas(ns):
                 f"replicas is {times(replicas)} the single-device one: {SCALING_HINT}"
             )
         if close(value, mean * replicas):
-            raise CheckFailed(f"the loss was multiplied by the number of replicas; "
-                              f"{SCALING_HINT} instead")
+            raise CheckFailed(
+                f"the loss was multiplied by the number of replicas; {SCALING_HINT} instead"
+            )
         if not close(value, mean / replicas):
-            raise CheckFailed(f"on each of {replicas} replicas the scaled loss should be "
-                              f"mean / {replicas} = {mean / replicas:.4f}, got {value:.4f}")
+            raise CheckFailed(
+                f"on each of {replicas} replicas the scaled loss should be "
+                f"mean / {replicas} = {mean / replicas:.4f}, got {value:.4f}"
+            )
 
 
-def weight_after_one_step(on_strategy, step_function) -> float:
-    """w after one SGD(0.1) step of ``step_function`` on 12 examples of y = 2x, from w = 1."""
-    import keras
-    import tensorflow as tf
-
-    x = np.linspace(0.0, 1.0, 12, dtype="float32")[:, None]
-    with on_strategy.scope():
-        model = keras.Sequential(
-            [keras.Input((1,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="ones")]
-        )
-        optimizer = keras.optimizers.SGD(learning_rate=0.1)
-        optimizer.build(model.trainable_variables)
-    batches = tf.data.Dataset.from_tensor_slices((x, 2 * x)).batch(12)
-    for x_shard, y_shard in on_strategy.experimental_distribute_dataset(batches):
-        on_strategy.run(step_function, args=(model, optimizer, x_shard, y_shard))
-    return float(np.asarray(model.trainable_variables[0]).ravel()[0])
+def step_inputs(rng: np.random.Generator) -> dict:
+    """A random linear regression batch (its size a multiple of 12, so that 1, 2, 3, 4 or 6
+    replicas get equal shards), a random initial weight and learning rate."""
+    n, features = 12 * int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    x = rng.normal(0.0, 1.0, (n, features))
+    y = x @ rng.normal(0.0, 2.0, (features, 1)) + rng.normal(0.0, 0.3, (n, 1))
+    return {
+        "x": x.astype("float32"),
+        "y": y.astype("float32"),
+        "initial_weight": rng.normal(0.0, 1.0, (features, 1)).astype("float32"),
+        "learning_rate": np.float32(rng.uniform(0.02, 0.1)),
+    }
 
 
-def expected_weight_after_one_step() -> float:
-    """The exact single-device answer: w = 1 + 0.1 * 2 * mean(x^2), since y - w x = x at w = 1."""
-    x = np.linspace(0.0, 1.0, 12)
-    return 1.0 + 0.1 * 2 * np.mean(x**2)
+def _step(inputs, gradient_of_residuals) -> np.ndarray:
+    """The update of one SGD step whose loss gradient is -x^T g(y - x w) (float64)."""
+    x, y = np.float64(inputs["x"]), np.float64(inputs["y"])
+    weight = np.float64(inputs["initial_weight"])
+    gradient = -x.T @ gradient_of_residuals(y - x @ weight)
+    return -float(inputs["learning_rate"]) * gradient
 
 
-@exercise("6.2", points=3, title="One SGD step: one device equals two replicas")
-def step_on_two_replicas_equals_one_device(ns):
-    import tensorflow as tf
+@exercise(
+    "6.2",
+    points=3,
+    title="One SGD step: one device equals two replicas",
+    probe=probes.train_step_on_replica,
+    inputs=step_inputs,
+)
+def replica_step_verdict(inputs, outputs):
+    expect_keys(outputs, ["one_device", "distributed", "replicas"])
+    replicas = _replicas(outputs)
+    n = len(inputs["x"])
+    weight = np.float64(inputs["initial_weight"])
+    steps = {}
+    for key in ("one_device", "distributed"):
+        after = np.asarray(outputs[key], np.float64)
+        expect_shape(after, weight.shape, "the model's weight after one step")
+        expect_finite(after, "the weight after one step")
+        steps[key] = after - weight
+    expected = _step(inputs, lambda residuals: 2 * residuals / n)
+    scale = np.abs(expected).max()
 
-    strategy = mirrored_strategy(ns)
-    replicas = strategy.num_replicas_in_sync
-    step = ns["train_step_on_replica"]
-    expected = expected_weight_after_one_step()
-    with quiet_tensorflow():
-        one_device = weight_after_one_step(tf.distribute.get_strategy(), step)
-        distributed = weight_after_one_step(strategy, step)
-    if close(one_device, 1.0) and close(distributed, 1.0):
-        raise CheckFailed("the weight did not change: compute the loss inside the GradientTape "
-                          "and apply the gradients with optimizer.apply(gradients, variables)")
-    if not close(one_device, expected):
+    def same(step, reference) -> bool:
+        return bool(np.abs(step - reference).max() <= 2e-3 * scale + 1e-7)
+
+    if all(same(step, 0 * expected) for step in steps.values()):
         raise CheckFailed(
-            f"on one device, one SGD(0.1) step from w = 1 should give w = {expected:.5f} "
-            f"(mean squared error), got {one_device:.5f}"
+            "the weight did not change: compute the loss inside the GradientTape "
+            "and apply the gradients with optimizer.apply(gradients, variables)"
         )
-    if close(distributed - 1.0, replicas * (expected - 1.0)):
+    one_device = steps["one_device"]
+    if not same(one_device, expected):
+        mistakes = [
+            (
+                expected / 2,
+                "on one device the step is half the gradient step: outside a "
+                "strategy there is one replica, so read the number from "
+                "num_replicas_in_sync (in your scaled_mean_loss) instead of writing 2",
+            ),
+            (
+                n * expected,
+                "the step grows with the batch size: average the squared errors "
+                "(ops.mean in scaled_mean_loss), do not sum them",
+            ),
+            (
+                -expected,
+                "the step went uphill: minimize the squared error, apply the gradients "
+                "of the loss itself",
+            ),
+            (
+                _step(inputs, lambda residuals: np.sign(residuals) / n),
+                "the loss should be the mean SQUARED error, ops.square(y - model(x))",
+            ),
+        ]
+        for reference, message in mistakes:
+            if same(one_device, reference):
+                raise CheckFailed(message)
+        raise CheckFailed(
+            "on one device the step is not one SGD step down the mean squared "
+            "error: differentiate scaled_mean_loss of the squared errors"
+        )
+    distributed = steps["distributed"]
+    if same(distributed, replicas * expected):
         raise CheckFailed(
             f"the update on {replicas} replicas is {times(replicas)} the single-device one: "
             f"{SCALING_HINT} (use your scaled_mean_loss)"
         )
-    if not close(distributed, expected):
-        raise CheckFailed(f"on {replicas} replicas the step gives w = {distributed:.5f}, on one "
-                          f"device w = {one_device:.5f}; they should be equal")
+    if not same(distributed, expected):
+        raise CheckFailed(
+            f"on {replicas} replicas the step differs from the single-device "
+            "step; they should be equal: scale each replica's mean loss by "
+            "1 / num_replicas_in_sync"
+        )
 
 
-@exercise("6.3", points=2, title="Different noise on every replica")
-def noise_differs_between_replicas(ns):
-    import keras
+def noise_inputs(rng: np.random.Generator) -> dict:
+    """Two different random seeds and a random number of draws."""
+    seeds = rng.choice(2**30, size=2, replace=False)
+    return {"seeds": seeds.astype("int64"), "size": np.int64(rng.integers(500, 2000))}
 
-    strategy = mirrored_strategy(ns)
-    replica_noise = ns["replica_noise"]
-    with strategy.scope():
-        seed_generator = keras.random.SeedGenerator(7)
-    with quiet_tensorflow():
-        draws = per_replica_values(strategy, lambda: replica_noise((256,), seed_generator))
-    if draws[0].shape != (256,):
-        raise CheckFailed(f"replica_noise((256,), ...) should have shape (256,), got "
-                          f"{draws[0].shape}")
-    if any(np.allclose(draws[0], other) for other in draws[1:]):
+
+@exercise(
+    "6.3",
+    points=2,
+    title="Different noise on every replica",
+    probe=probes.replica_noise,
+    inputs=noise_inputs,
+)
+def replica_noise_verdict(inputs, outputs):
+    keys = ["replicas", "first", "again", "other_seed", "next"]
+    expect_keys(outputs, keys)
+    size = int(inputs["size"])
+    draws = {key: np.asarray(outputs[key], np.float64) for key in keys}
+    replicas = draws.pop("replicas")
+    if replicas.ndim != 2 or len(replicas) < 2:
+        raise CheckFailed(
+            "the probe did not get noise from two replicas: keep the lab's "
+            "first cell, which makes a strategy with two"
+        )
+    for draw in [replicas[0], *draws.values()]:
+        expect_shape(
+            draw,
+            (size,),
+            f"replica_noise(({size},), seed_generator)",
+            "the noise must have the requested shape",
+        )
+        expect_finite(draw, "the noise")
+    if any(np.allclose(replicas[0], other) for other in replicas[1:]):
         raise CheckFailed(
             "all replicas drew the same noise: fold the replica id "
             "(tf.distribute.get_replica_context().replica_id_in_sync_group) into the seed with "
             "tf.random.experimental.stateless_fold_in"
         )
-    first = np.asarray(replica_noise((2000,), keras.random.SeedGenerator(11)))
-    again = np.asarray(replica_noise((2000,), keras.random.SeedGenerator(11)))
-    if not np.allclose(first, again):
+    if not np.allclose(draws["first"], draws["again"]):
         raise CheckFailed(
             "the same seed gave different noise: take the seed from seed_generator.next() and "
             "draw with tf.random.stateless_normal, so that runs are reproducible"
         )
-    generator = keras.random.SeedGenerator(11)
-    if np.allclose(replica_noise((8,), generator), replica_noise((8,), generator)):
-        raise CheckFailed("two calls with the same seed generator drew the same noise: call "
-                          "seed_generator.next() each time, which advances its state")
-    if abs(first.mean()) > 0.15 or not 0.85 < first.std() < 1.15:
-        raise CheckFailed(f"the noise should be standard normal; it has mean {first.mean():.2f} "
-                          f"and standard deviation {first.std():.2f}")
-
-
-def created_in_scope(strategy, variable) -> bool:
-    """Whether a Keras variable was created under ``strategy`` (and is mirrored by it)."""
-    return strategy.extended.variable_created_in_scope(getattr(variable, "value", variable))
-
-
-@exercise("6.4", points=3, title="Training a course model under the strategy")
-def gan_is_trained_under_the_strategy(ns):
-    from course import models
-
-    strategy = ns["strategy"]
-    gan = ns["distributed_gan"]
-    if not isinstance(gan, models.GAN):
-        raise CheckFailed(f"distributed_gan should be a course.models.GAN, got "
-                          f"{type(gan).__name__}")
-    expected_batch = ns["PER_REPLICA_BATCH"] * strategy.num_replicas_in_sync
-    if ns["global_batch_size"] != expected_batch:
+    if np.allclose(draws["first"], draws["other_seed"]):
         raise CheckFailed(
-            f"global_batch_size is {ns['global_batch_size']}; it should be the per-replica batch "
-            f"times the number of replicas, PER_REPLICA_BATCH * "
-            f"strategy.num_replicas_in_sync = {expected_batch}"
+            "seed generators with different seeds drew the same noise: take the "
+            "seed from seed_generator.next(), not a fixed number"
         )
-    batch_dimension = ns["digits"].element_spec.shape[0]
-    if batch_dimension is None:
-        raise CheckFailed("the data set's last batch may be smaller than the others: pass "
-                          "drop_remainder=True so every replica gets an equal shard")
-    if batch_dimension != expected_batch:
-        raise CheckFailed(f"the data set's batches hold {batch_dimension} images; batch it with "
-                          f"the global batch size, {expected_batch}")
-    if not created_in_scope(strategy, gan.generator.trainable_variables[0]):
-        raise CheckFailed("distributed_gan's weights were created outside the strategy: build "
-                          "and compile the model inside `with strategy.scope():`")
-    if not hasattr(gan, "d_optimizer"):
-        raise CheckFailed("distributed_gan was never compiled: call compile(d_optimizer=..., "
-                          "g_optimizer=...) inside the scope")
-    if not created_in_scope(strategy, gan.d_optimizer.iterations):
-        raise CheckFailed("the optimizers were built outside the strategy: call "
-                          "distributed_gan.compile(...) inside `with strategy.scope():` too")
-    if int(np.asarray(gan.d_optimizer.iterations.numpy())) == 0:
-        raise CheckFailed("distributed_gan has not been trained: call distributed_gan.fit(digits, "
-                          "epochs=EPOCHS)")
-    history = ns["distributed_history"]
-    logs = getattr(history, "history", {})
-    if "d_loss" not in logs:
-        raise CheckFailed("distributed_history should be what distributed_gan.fit(...) returns")
+    if np.allclose(draws["other_seed"], draws["next"]):
+        raise CheckFailed(
+            "two calls with the same seed generator drew the same noise: call "
+            "seed_generator.next() each time, which advances its state"
+        )
+    pooled = np.concatenate([replicas.ravel(), *draws.values()])
+    if stats.kstest(pooled, "norm").pvalue < 1e-6:
+        raise CheckFailed(
+            f"the noise should be standard normal; it has mean {pooled.mean():.2f} "
+            f"and standard deviation {pooled.std():.2f}: use stateless_normal"
+        )
+
+
+def gan_inputs(rng: np.random.Generator) -> dict:
+    """Random 'digits', a per-replica batch and a number of epochs; the number of images
+    leaves an incomplete last batch on two replicas."""
+    per_replica_batch = int(rng.integers(3, 7))
+    global_batch = 2 * per_replica_batch
+    n = global_batch * int(rng.integers(2, 4)) + int(rng.integers(2, global_batch))
+    return {
+        "images": rng.uniform(0.0, 1.0, (n, 28, 28, 1)).astype("float32"),
+        "per_replica_batch": np.int64(per_replica_batch),
+        "epochs": np.int64(rng.integers(1, 3)),
+    }
+
+
+@exercise(
+    "6.4",
+    points=3,
+    title="Training a course model under the strategy",
+    probe=probes.distributed_gan,
+    inputs=gan_inputs,
+)
+def distributed_gan_verdict(inputs, outputs):
+    expect_keys(
+        outputs,
+        [
+            "replicas",
+            "weights_in_scope",
+            "compiled",
+            "optimizer_in_scope",
+            "d_steps",
+            "g_steps",
+            "epochs_logged",
+            "d_loss",
+        ],
+    )
+    replicas = _replicas(outputs)
+    if not int(outputs["weights_in_scope"]):
+        raise CheckFailed(
+            "the GAN's weights were created outside the strategy: build the "
+            "model inside `with strategy.scope():`"
+        )
+    if not int(outputs["compiled"]):
+        raise CheckFailed(
+            "the GAN was never compiled: call compile(d_optimizer=..., "
+            "g_optimizer=...) inside the scope"
+        )
+    if not int(outputs["optimizer_in_scope"]):
+        raise CheckFailed(
+            "the optimizers were built outside the strategy: call "
+            "gan.compile(...) inside `with strategy.scope():` too"
+        )
+    epochs, n = int(inputs["epochs"]), len(inputs["images"])
+    per_replica_batch = int(inputs["per_replica_batch"])
+    global_batch = per_replica_batch * replicas
+    steps = int(outputs["d_steps"])
+    if steps == 0:
+        raise CheckFailed("the GAN has not been trained: call gan.fit(dataset, epochs=epochs)")
+    if int(outputs["epochs_logged"]) != epochs:
+        raise CheckFailed(
+            f"fit ran {int(outputs['epochs_logged'])} epochs; train for the "
+            f"`epochs` the function is given ({epochs} here)"
+        )
+    if steps != int(outputs["g_steps"]):
+        raise CheckFailed(
+            "the two optimizers took different numbers of steps: use the "
+            "course GAN's own train_step through fit"
+        )
+    expected = epochs * (n // global_batch)
+    if steps == expected:
+        losses = np.asarray(outputs["d_loss"], np.float64)
+        expect_finite(losses, "the logged d_loss", "check the data and the batch size")
+        return
+    if steps == epochs * -(-n // global_batch):
+        raise CheckFailed(
+            "the last batch is smaller than the others: pass drop_remainder=True "
+            "so that every replica gets an equal shard"
+        )
+    if steps in (epochs * (n // per_replica_batch), epochs * -(-n // per_replica_batch)):
+        raise CheckFailed(
+            "the data set's batches hold the per-replica batch; batch it with the GLOBAL batch "
+            "size, the per-replica batch times strategy.num_replicas_in_sync"
+        )
+    raise CheckFailed(
+        f"fit took {steps} steps; with {n} images, global batches of "
+        f"{global_batch} and {epochs} epochs it should take {expected}"
+    )
