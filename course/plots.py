@@ -14,6 +14,7 @@ if not os.environ.get("DISPLAY") and not os.environ.get("MPLBACKEND"):
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 
 def image_grid(
@@ -56,7 +57,7 @@ def _epoch_axis(axis, n_epochs: int) -> None:
     """Label the x axis "epoch", with whole-number ticks (also for a single epoch)."""
     axis.set_xlabel("epoch")
     axis.set_xlim(0.5, n_epochs + 0.5)
-    axis.xaxis.get_major_locator().set_params(integer=True)
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
 
 
 def history(history, keys: list[str] | None = None, title: str = "Training history",

@@ -197,10 +197,12 @@ def data_source_name(data: str, source: str) -> str:
 
 
 def _load_demo_modules() -> None:
-    from course.experiments import gan, landmark, vae  # noqa: F401  (registers the demos)
-    from course.experiments import vae_family  # noqa: F401  (registers the demos)
-    from course.experiments import gan_gallery  # noqa: F401  (registers the demos)
-    from course.experiments import dgd  # noqa: F401  (registers the demos)
+    """Import every module of this package: each registers its demos with @experiment."""
+    import importlib
+    import pkgutil
+
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
 
 
 def _timings() -> dict:
@@ -301,7 +303,11 @@ def run(
     try:
         record = demo.fn(context)
         if not isinstance(record, dict) or tuple(record) != METRICS_KEYS:
-            raise TypeError(f"Demo {name!r} must return run.report(...), got {type(record)}.")
+            raise TypeError(
+                f"Demo {name!r} returned a {type(record).__name__} that is not run.report(...); "
+                "a demo must return run.report(epochs=..., data={...}, metrics={...}), the one "
+                "schema of metrics.json."
+            )
         record["timing"] = {"total_s": round(time.perf_counter() - start, 2),
                             **record["timing"]}
         path = context.path("metrics.json")
