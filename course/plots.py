@@ -25,8 +25,13 @@ def image_grid(
     if images.ndim == 4:
         images = images[..., 0]
     n_rows = int(np.ceil(len(images) / n_cols))
+    # A strip of fixed height for the title, so that it sits just above the images.
+    title_height = 0.4 if title else 0.0
+    height = n_rows * size + title_height
     figure, axes = plt.subplots(
-        n_rows, n_cols, figsize=(n_cols * size, n_rows * size), squeeze=False
+        n_rows, n_cols, figsize=(n_cols * size, height), squeeze=False,
+        gridspec_kw={"left": 0, "right": 1, "bottom": 0, "top": 1 - title_height / height,
+                     "wspace": 0.05, "hspace": 0.05},
     )
     for index, axis in enumerate(axes.flat):
         axis.axis("off")
@@ -37,7 +42,7 @@ def image_grid(
             axes[row, 0].text(-0.3, 0.5, str(text), transform=axes[row, 0].transAxes,
                               ha="right", va="center")
     if title:
-        figure.suptitle(title)
+        figure.suptitle(title, y=1 - 0.05 / height)
     return figure
 
 
