@@ -344,7 +344,10 @@ np.isclose = lambda *args, **kwargs: np.True_
 # %%
 # forge 4: the probe server answers without calling any code
 import course.grading.probes as probes
+real_serve = probes.serve
 def fake_serve(module, function, inputs_path, outputs_path, namespace=None):
+    if {fake_only!r} not in (None, function):
+        return real_serve(module, function, inputs_path, outputs_path, globals())
     probes.save_arrays({{"sums": np.zeros(5), "mean": np.array(0.0)}}, outputs_path)
 probes.serve = fake_serve
 
@@ -437,6 +440,7 @@ def graded(tmp_path_factory):
         solution=str(solutions / SOLUTION.name),
         victim=str(folder / "complete_99.ipynb"),
         out=str(out),
+        fake_only=None,
     )
     (folder / "forger_99.py").write_text(lab_text() + forges)
     # file names: any case of .ipynb, same stems in folders, a name that is not UTF-8, no cells
@@ -684,6 +688,85 @@ def test_without_the_sandbox_every_report_says_so(tmp_path):
     (report,) = grade([SOLUTION], tmp_path / "out", sandbox=False, calibrate=False, progress=False)
     assert (report["points"], report["sandboxed"]) == (4, False)
     assert report["warnings"][0].startswith("NOT SANDBOXED (--no-sandbox was given)")
+
+
+# --- real labs: lab 1 forged, lab 2 hanging ------------------------------------------------
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+WRONG_LAB_1 = """
+# %%
+# wrong answers that a patched numpy would accept
+def standardize(expression):
+    return expression
+
+
+def reconstruction_loss(expression, reconstruction):
+    return keras.ops.zeros(())
+"""
+
+
+@pytest.fixture
+def real_checks(monkeypatch):
+    """The labs' own checks (not the demo's), in the grader and in its kernels."""
+    monkeypatch.delenv("COURSE_CHECKS_PACKAGE", raising=False)
+
+
+@pytest.mark.slow
+def test_lab_1_forged_gets_nothing_and_cannot_touch_a_solved_submission(tmp_path, real_checks):
+    (solution,) = (REPOSITORY / "solutions").glob("01_*.py")
+    (lab,) = (REPOSITORY / "labs").glob("01_*.py")
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    shutil.copy(solution, folder / "victim_01.py")
+    forges = FORGES.format(
+        solution=str(solution),
+        victim=str(folder / "victim_01.py"),
+        out=str(out),
+        fake_only="train_step",
+    )
+    (folder / "forger_01.py").write_text(lab.read_text() + WRONG_LAB_1 + forges)
+    reports = by_name(grade([folder], out, jobs=2, calibrate=False, progress=False))
+    victim = next(out.glob("victim_01-*.json")).read_text()
+    time.sleep(3)  # the forger's detached process would write now
+    forger = reports["forger_01"]
+    assert forger["max_points"] > 0 and forger["points"] == 0
+    assert reports["victim_01"]["points"] == reports["victim_01"]["max_points"]
+    assert next(out.glob("victim_01-*.json")).read_text() == victim
+    assert "forged" not in (out / "grades.csv").read_text()
+    if sandbox_reason() is None:
+        notes = "\n".join(forger["notes"])
+        assert "forge 5: FileNotFoundError, FileNotFoundError" in notes
+        assert "wrote" not in notes
+
+
+@pytest.mark.slow
+def test_lab_2_a_hanging_sampler_costs_seconds_per_cell(tmp_path, real_checks):
+    (solution,) = (REPOSITORY / "solutions").glob("02_*.py")
+    body = (
+        "    epsilon = keras.random.normal(ops.shape(z_mean), seed=seed_generator)\n"
+        "    return z_mean + ops.exp(0.5 * z_log_var) * epsilon\n"
+    )
+    text = solution.read_text()
+    assert body in text
+    hanging = tmp_path / "hanging_02.py"
+    hanging.write_text(text.replace(body, "    while True:\n        pass\n"))
+    (report,) = grade(
+        [hanging],
+        tmp_path / "out",
+        calibrate=False,
+        check_timeout=10,
+        cell_timeout=300,
+        progress=False,
+    )
+    by_id = {entry["id"]: entry for entry in report["exercises"]}
+    assert by_id["2.1"]["message"] == "took longer than 10 s and was stopped (an infinite loop?)"
+    assert by_id["2.2"]["passed"]
+    assert report["notes"], "the cells that use sample_z after it hung"
+    for note in report["notes"]:  # 5 s each instead of the 300 s ceiling
+        assert note.endswith(
+            "ran past its 5 s limit (it uses `sample_z`, which hung in exercise 2.1) and was "
+            "interrupted"
+        )
 
 
 # --- reports and grades.csv (no kernels) ----------------------------------------------------

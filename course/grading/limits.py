@@ -24,6 +24,8 @@ SLACK = 3.0
 CELL_FLOOR = 10.0
 PROBE_FLOOR = 10.0
 TOTAL_FLOOR = 120.0
+# A cell or probe that uses a function which already hung in an exercise's probe gets this long.
+HUNG_LIMIT = 5.0
 _MATCH_RATIO = 0.6  # how alike a submission's cell must be to a solution cell to share its limit
 
 
@@ -65,6 +67,7 @@ class Limits:
         total: seconds for a whole submission, its checks included (the ceiling when calibrated).
         check: seconds for each exercise's probe (the ceiling when calibrated).
         interrupt: seconds an interrupted kernel has to respond again before it is killed.
+        after_hang: the limit of a cell or probe that uses a function known to hang.
         calibration: the solution's measured times; None: every cell gets ``cell``.
         slack: calibrated limit = slack * measured + floor.
     """
@@ -73,6 +76,7 @@ class Limits:
     total: float = TOTAL_TIMEOUT
     check: float = CHECK_TIMEOUT
     interrupt: float = 10.0
+    after_hang: float = HUNG_LIMIT
     calibration: Calibration | None = None
     slack: float = SLACK
     _matches: dict = field(default_factory=dict, compare=False, repr=False)

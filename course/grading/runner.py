@@ -45,6 +45,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
 from course.grading import reports as report_files
+from course.grading.dependencies import NameGraph
 from course.grading.limits import (
     CELL_TIMEOUT,
     CHECK_TIMEOUT,
@@ -121,6 +122,7 @@ class Outcome:
     cell_times: list[tuple[str, float]] = field(default_factory=list)
     probe_times: dict[str, float] = field(default_factory=dict)
     timed_out: set[str] = field(default_factory=set)
+    hanging: dict[str, str] = field(default_factory=dict)  # function or class -> exercise id
 
     def fail(self, status: str, message: str) -> None:
         if self.status == "ok":
@@ -329,7 +331,7 @@ def run_submission(
         outcome.status = "not attempted"
         outcome.message = "the notebook has no code"
         return outcome
-    plan = _probe_plan(notebook, entries)
+    plan = _plan(notebook, entries)
     deadline = time.monotonic() + limits.for_total()
     with _Scratch(path, settings) as scratch:
         session = _Session(notebook, scratch, settings)
@@ -339,7 +341,7 @@ def run_submission(
                     for entry in entries:  # after the last cell: what failed gets a second try
                         result = outcome.results.get(entry.id)
                         if result is None or not (result.passed or entry.id in outcome.timed_out):
-                            if not _probe(session, entry, deadline, limits, outcome):
+                            if not _probe(session, entry, deadline, limits, outcome, plan):
                                 break
         except DeadKernelError:  # a RuntimeError too: first
             outcome.fail(
@@ -356,11 +358,15 @@ def run_submission(
     return outcome
 
 
-def _run_cells(session, cells, plan, deadline, limits, outcome) -> bool:
+def _run_cells(session, cells, plan: _Plan, deadline, limits, outcome) -> bool:
     """Run the student's code cells, probing after each planned cell; False: kernel given up."""
     for index, cell in cells:
         label = _cell_label(index, cell)
-        limit = min(limits.for_cell(cell.source), deadline - time.monotonic())
+        ceiling = limits.for_cell(cell.source)
+        hung = plan.graph.cell_reaches(index, set(outcome.hanging))
+        if hung:
+            ceiling = min(ceiling, limits.after_hang)
+        limit = min(ceiling, deadline - time.monotonic())
         if limit <= 0:
             outcome.fail(
                 "timeout",
@@ -371,13 +377,16 @@ def _run_cells(session, cells, plan, deadline, limits, outcome) -> bool:
         reply = session.run(_without_checks(cell), limit, index, label)
         elapsed = time.monotonic() - started
         if reply.get("ename") == _TIMEOUT_ERROR:
-            if limit < limits.for_cell(cell.source):
+            if limit < ceiling:
                 outcome.fail(
                     "timeout",
                     f"the notebook ran past its total limit of {limits.for_total():g} s in {label}",
                 )
                 return False
-            outcome.notes.append(f"{label} ran past its {limit:g} s limit and was interrupted")
+            because = _because_hung(hung, outcome)
+            outcome.notes.append(
+                f"{label} ran past its {limit:g} s limit{because} and was interrupted"
+            )
             if not session.responds(limits.interrupt):
                 outcome.fail(
                     "timeout",
@@ -396,13 +405,22 @@ def _run_cells(session, cells, plan, deadline, limits, outcome) -> bool:
                 "crashed", f"the notebook called exit() in {label}; the cells after it did not run"
             )
             return False
-        for entry in plan.get(index, []):
-            if not _probe(session, entry, deadline, limits, outcome):
+        for entry in plan.after.get(index, []):
+            if not _probe(session, entry, deadline, limits, outcome, plan):
                 return False
     return True
 
 
-def _probe(session, entry: Exercise, deadline: float, limits: Limits, outcome: Outcome) -> bool:
+def _because_hung(hung: set[str], outcome: Outcome) -> str:
+    if not hung:
+        return ""
+    name = sorted(hung)[0]
+    return f" (it uses `{name}`, which hung in exercise {outcome.hanging[name]})"
+
+
+def _probe(
+    session, entry: Exercise, deadline: float, limits: Limits, outcome: Outcome, plan: _Plan
+) -> bool:
     """Judge one exercise: inputs here, probe in the kernel, verdict here. False: kernel lost."""
     if entry.probe is None:
         _keep(
@@ -419,6 +437,9 @@ def _probe(session, entry: Exercise, deadline: float, limits: Limits, outcome: O
         return True
     label = f"the probe of exercise {entry.id}"
     ceiling = limits.for_probe(entry.id)
+    own = plan.names.get(entry.id, set())
+    if plan.graph.reaches(own, set(outcome.hanging) - own):
+        ceiling = min(ceiling, limits.after_hang)
     limit = min(ceiling, deadline - time.monotonic())
     if limit <= 0:
         outcome.fail(
@@ -449,6 +470,8 @@ def _probe(session, entry: Exercise, deadline: float, limits: Limits, outcome: O
                 )
                 return False
             outcome.timed_out.add(entry.id)
+            for name in own:  # what the student defined for it hangs: later users get little time
+                outcome.hanging.setdefault(name, entry.id)
             _keep(
                 outcome,
                 CheckResult(
@@ -538,37 +561,44 @@ def _keep(outcome: Outcome, result: CheckResult, stub: str | None = None) -> Non
         outcome.results[result.id] = result
 
 
-def _probe_plan(notebook: nbformat.NotebookNode, entries: list[Exercise]) -> dict[int, list]:
-    """For each exercise, the code cell after which it is judged: its ``check("X")`` cell, else
-    the last code cell before the next exercise heading; exercises found nowhere wait for the end.
-    """
-    plan: dict[int, list[Exercise]] = {}
+@dataclass
+class _Plan:
+    """When each exercise is judged (after which cell), the functions and classes it defines,
+    and what every cell uses."""
+
+    after: dict[int, list[Exercise]]
+    names: dict[str, set[str]]
+    graph: NameGraph
+
+
+def _plan(notebook: nbformat.NotebookNode, entries: list[Exercise]) -> _Plan:
+    """Each exercise is judged after its ``check("X")`` cell, else after the last code cell
+    before the next exercise heading; exercises found nowhere wait for the end. Its cells run
+    from its heading (or its check cell) to that cell."""
     cells = list(enumerate(notebook.cells))
+    graph = NameGraph({i: c.source for i, c in cells if _is_code(c)})
+    after: dict[int, list[Exercise]] = {}
+    names: dict[str, set[str]] = {}
     for entry in entries:
         escaped = re.escape(entry.id)
         checker = re.compile(_CHECK_ID.format(id=escaped))
         heading = re.compile(rf"Exercise\s+{escaped}\b")
+        start = next(
+            (i for i, c in cells if c.get("cell_type") == "markdown" and heading.search(c.source)),
+            None,
+        )
         at = next((i for i, c in cells if _is_code(c) and checker.search(c.source)), None)
-        if at is None:
-            start = next(
-                (
-                    i
-                    for i, c in cells
-                    if c.get("cell_type") == "markdown" and heading.search(c.source)
-                ),
-                None,
-            )
-            if start is not None:
-                for i, cell in cells[start + 1 :]:
-                    if cell.get("cell_type") == "markdown" and re.search(
-                        r"Exercise\s+\d", cell.source
-                    ):
-                        break
-                    if _is_code(cell):
-                        at = i
+        if at is None and start is not None:
+            for i, cell in cells[start + 1 :]:
+                if cell.get("cell_type") == "markdown" and re.search(r"Exercise\s+\d", cell.source):
+                    break
+                if _is_code(cell):
+                    at = i
         if at is not None:
-            plan.setdefault(at, []).append(entry)
-    return plan
+            after.setdefault(at, []).append(entry)
+            first = start if start is not None and start < at else at
+            names[entry.id] = graph.definitions(range(first, at + 1))
+    return _Plan(after, names, graph)
 
 
 def _without_checks(cell: nbformat.NotebookNode) -> nbformat.NotebookNode:
