@@ -144,8 +144,40 @@ def test_conditional_gan_refuses_labels_out_of_range():
     with pytest.raises(ValueError, match=r"\[0, 3\)"):
         cgan.generate([0, 3])
     cgan.compile()
-    with pytest.raises(Exception, match=r"\[0, 3\)"):
-        cgan.fit((tiny_images(8), np.full(8, 5)), batch_size=8, epochs=1, verbose=0)
+    for labels in (np.full(8, 5), np.full(8, -1)):
+        # A short ValueError before training, not TensorFlow's graph assertion.
+        with pytest.raises(ValueError, match=r"must be in \[0, 3\)") as error:
+            cgan.fit((tiny_images(8), labels), batch_size=8, epochs=1, verbose=0)
+        assert len(str(error.value)) < 300
+
+
+@pytest.mark.parametrize("feed", ["tuple", "x_and_y"])
+def test_conditional_gan_refuses_non_integer_labels_instead_of_truncating_them(feed):
+    cgan = ConditionalGAN(IMAGE_SHAPE, num_classes=3, **SMALL)
+    cgan.compile()
+    images, labels = tiny_images(8), np.full(8, 1.5)
+    with pytest.raises(ValueError, match="integer class indices"):
+        if feed == "tuple":
+            cgan.fit((images, labels), batch_size=8, epochs=1, verbose=0)
+        else:
+            cgan.fit(images, labels, batch_size=8, epochs=1, verbose=0)
+    # Whole numbers stored as floats are fine.
+    cgan.fit((images, labels.round()), batch_size=8, epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+@pytest.mark.parametrize("method", ["fit", "evaluate", "predict"])
+def test_nan_input_is_refused_before_it_trains_the_weights_to_nan(conditional, method):
+    gan = ConditionalGAN(IMAGE_SHAPE, 3, **SMALL) if conditional else GAN(IMAGE_SHAPE, **SMALL)
+    gan.compile()
+    images = tiny_images(8)
+    images[0, 0, 0, 0] = np.nan
+    data = (images, tiny_labels(8)) if conditional else images
+    before = [np.array(w) for w in gan.weights]
+    arguments = dict(batch_size=8, verbose=0, **({"epochs": 1} if method == "fit" else {}))
+    with pytest.raises(ValueError, match="1 NaN or infinite values"):
+        getattr(gan, method)(data, **arguments)
+    assert all(np.array_equal(b, np.array(w)) for b, w in zip(before, gan.weights))
 
 
 def test_expression_vectors_get_a_linear_output():
