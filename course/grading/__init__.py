@@ -1,11 +1,16 @@
 """Lab grading: solutions -> student labs, exercise checks, and the submission grader.
 
 - ``labs``: ``build_labs`` / ``check_labs`` turn ``solutions/NN_topic.py`` into ``labs/``.
-- ``registry``: ``@exercise("2.1", points=2)`` registers a check; checks live in
-  ``course/grading/checks/labNN.py``.
+- ``registry``: ``@exercise("2.1", points=2, probe=..., inputs=...)`` registers a check
+  (inputs drawn by the grader, a probe run in the student's kernel, a verdict run in the
+  grader); verdicts live in ``course/grading/checks/labNN.py``, probes in
+  ``course/grading/probes/labNN.py``.
 - ``notebook``: ``check("2.1")`` and ``check_all()``, called from inside a lab.
-- ``runner``: ``grade(submissions, out_dir)`` runs each submission in a fresh Jupyter kernel
-  (import it from ``course.grading.runner``; it needs nbclient and jupytext).
+- ``runner``: ``grade(submissions, out_dir)`` runs each submission in a sandboxed Jupyter
+  kernel (``sandbox``) and judges its exercises outside it; ``limits`` calibrates the time
+  limits from the lab's solution, ``dependencies`` finds the cells that use a hung function,
+  ``reports`` writes the reports and ``grades.csv`` (import the runner from
+  ``course.grading.runner``; it needs nbclient and jupytext).
 """
 
 from course.grading.labs import build_labs, check_labs, make_lab
