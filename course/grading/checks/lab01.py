@@ -107,15 +107,19 @@ def encoder_inputs(rng):
     return inputs
 
 
+def _softmax(values):
+    shifted = np.exp(values - values.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+# The activations a student might put on the hidden layer or the code.
 ACTIVATIONS = {
-    "linear": lambda v: v,
-    "relu": lambda v: np.maximum(v, 0.0),
+    "linear": lambda values: values,
+    "relu": lambda values: np.maximum(values, 0.0),
     "tanh": np.tanh,
-    "sigmoid": lambda v: 1.0 / (1.0 + np.exp(-v)),
-    "softmax": lambda v: np.exp(v - v.max(-1, keepdims=True))
-    / np.exp(v - v.max(-1, keepdims=True)).sum(-1, keepdims=True),
+    "sigmoid": lambda values: 1.0 / (1.0 + np.exp(-values)),
+    "softmax": _softmax,
 }
-SQUASHING = ("tanh", "sigmoid", "softmax")
 
 
 @exercise("1.2", points=2, title="An encoder with the functional API", probe=probes.encoder,

@@ -278,6 +278,11 @@ def vae_train_step_verdict(inputs, outputs):
                          "the negative ELBO")
 
 
+def _agree(a: float, b: float) -> bool:
+    """Whether two logged losses agree (float32 in the kernel, float64 here)."""
+    return bool(np.isclose(a, b, rtol=1e-3, atol=1e-4))
+
+
 def _expect_vae_logs(inputs, outputs, weights, loss: float) -> None:
     names = ["loss", "reconstruction_loss", "kl_loss"]
     missing = [name for name in names if f"log_{name}" not in outputs]
@@ -286,17 +291,16 @@ def _expect_vae_logs(inputs, outputs, weights, loss: float) -> None:
                           "trackers and return their results")
     logged = {name: float(outputs[f"log_{name}"]) for name in names}
     terms = {key: float(np.mean(value)) for key, value in _vae_terms(inputs, weights).items()}
-    close = lambda a, b: bool(np.isclose(a, b, rtol=1e-3, atol=1e-4))  # noqa: E731
     if not int(outputs.get("used_sample_z", 0)):
         at_mean = float(np.mean(_vae_terms(inputs, weights, decode_mean=True)["reconstruction"]))
-        if close(logged["reconstruction_loss"], at_mean):
+        if _agree(logged["reconstruction_loss"], at_mean):
             raise CheckFailed("you decode z_mean: the ELBO's reconstruction term is an average "
                               "over q(z|x), so decode a random z drawn with your sample_z")
         raise CheckFailed("train_step does not draw z with your sample_z(z_mean, z_log_var), as "
                           "step 2 asks (the check controls its noise)")
     reconstruction = logged["reconstruction_loss"]
-    if not close(reconstruction, terms["reconstruction"]):
-        if close(reconstruction, terms["reconstruction"] / PIXELS):
+    if not _agree(reconstruction, terms["reconstruction"]):
+        if _agree(reconstruction, terms["reconstruction"] / PIXELS):
             raise CheckFailed(
                 "the reconstruction loss is averaged over the pixels: -log p(x|z) of an image "
                 "is the sum over its pixels; a mean shrinks it next to the KL, and the codes "
@@ -308,8 +312,8 @@ def _expect_vae_logs(inputs, outputs, weights, loss: float) -> None:
             "the helper self.reconstruction_loss on the decoder's logits"
         )
     kl = logged["kl_loss"]
-    if not close(kl, terms["kl"]):
-        if close(kl, terms["sampled_kl"]):
+    if not _agree(kl, terms["kl"]):
+        if _agree(kl, terms["sampled_kl"]):
             raise CheckFailed(
                 "the KL is estimated at the sampled z (log q(z|x) - log p(z)), a noisy "
                 "one-sample estimate: the lab asks for the closed form of exercise 2.2, a "
@@ -317,7 +321,7 @@ def _expect_vae_logs(inputs, outputs, weights, loss: float) -> None:
             )
         raise CheckFailed(f"the kl_loss is {kl:.4g}, but the closed-form KL of the batch's "
                           f"posteriors is {terms['kl']:.4g}: use your kl_divergence")
-    if close(logged["loss"], loss):
+    if _agree(logged["loss"], loss):
         return
     mistakes = [
         (reconstruction, "the loss is the reconstruction loss alone: the negative ELBO also "
@@ -329,7 +333,7 @@ def _expect_vae_logs(inputs, outputs, weights, loss: float) -> None:
         (-loss, "the loss is the ELBO itself: minimize the negative ELBO"),
     ]
     for value, message in mistakes:
-        if close(logged["loss"], value):
+        if _agree(logged["loss"], value):
             raise CheckFailed(message)
     raise CheckFailed(f"the loss is {logged['loss']:.4g}, but the negative ELBO of the batch "
                       f"is {loss:.4g}")
