@@ -127,7 +127,8 @@ def print_table(results: dict) -> None:
     for name in ("ldvae", "deep_vae"):
         print(f"  {name:<10} test ELBO {ld[f'{name}_test_elbo']:>9.1f}   reconstruction "
               f"log-likelihood {ld[f'{name}_test_reconstruction_ll']:>9.1f}")
-    print(f"  known markers among the top genes: {', '.join(ld['markers_in_top_genes'])}")
+    print(f"  known markers among the top genes: {', '.join(ld['markers_in_top_genes'])} "
+          f"({ld['markers_expected_by_chance']:.1f} expected by chance)")
     print(f"\nDCA imputation ({results['dca']['n_masked']} masked PBMC counts)")
     for name, scores in results["dca"]["scores"].items():
         print(f"  {name:<26} MAE(log1p) {scores['mae_log1p']:.3f}   "
