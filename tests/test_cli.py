@@ -158,7 +158,7 @@ def test_the_main_command_writes_model_metrics_and_figures(tmp_path):
 def test_the_same_seed_gives_the_same_result(tmp_path):
     records = []
     for name in ("first", "second"):
-        result = course("run", "cvae-mnist", "--epochs", "1", "--seed", "3",
+        result = course("run", "vae-mnist", "--epochs", "1", "--seed", "3",
                         "--out", str(tmp_path / name))
         assert result.returncode == 0, result.stderr[-3000:]
         records.append(json.loads((tmp_path / name / "metrics.json").read_text()))
