@@ -201,3 +201,15 @@ def test_independent_nb_baseline_matches_per_type_means_and_keeps_types():
         np.testing.assert_allclose(samples[labels == label].mean(0),
                                    counts[labels == label].mean(0), rtol=0.25, atol=1.0)
     assert np.all(samples == np.round(samples)) and samples.min() >= 0
+
+
+def test_scgan_trains_in_mixed_precision_with_float32_losses():
+    keras.config.set_dtype_policy("mixed_float16")
+    gan = ConditionalScGAN(N_GENES, 3, n_critic=2, **SMALL)
+    gan.compile()
+    assert isinstance(gan.d_optimizer, keras.optimizers.LossScaleOptimizer)
+    history = gan.fit((tiny_counts(), tiny_labels()), batch_size=8, epochs=2, verbose=0)
+    assert all(np.isfinite(values[-1]) for values in history.history.values())
+    cells = gan.generate([0, 1], seed=0)
+    assert cells.dtype == np.float32
+    np.testing.assert_allclose(cells.sum(axis=1), 100.0, rtol=1e-3)
