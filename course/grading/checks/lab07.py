@@ -227,7 +227,7 @@ def _reference_step(inputs):
     return terms, after
 
 
-def _expect_logs(outputs, terms) -> None:
+def _expect_logs(inputs, outputs, terms) -> None:
     for name in terms:
         if f"log_{name}" not in outputs:
             raise CheckFailed(f"train_step did not return {name}: keep the given trackers")
@@ -243,6 +243,8 @@ def _expect_logs(outputs, terms) -> None:
                                        "needs the prior term -log p(z)"),
         (terms["reconstruction_loss"] - terms["prior_loss"],
          "the prior term has the wrong sign: the loss ADDS -log p(z)"),
+        (len(inputs["indices"]) * terms["loss"], "the loss is summed over the batch: average "
+                                                 "it, so the step size does not grow with it"),
     ]
     for value, message in mistakes:
         if agree(logged["loss"], value):
@@ -256,7 +258,7 @@ def _expect_logs(outputs, terms) -> None:
 def map_train_step_verdict(inputs, outputs):
     expect_keys(outputs, ["table", *NETWORK])
     terms, after = _reference_step(inputs)
-    _expect_logs(outputs, terms)
+    _expect_logs(inputs, outputs, terms)
     table_before, table_after = np.float64(inputs["table"]), np.float64(outputs["table"])
     expect_shape(table_after, table_before.shape, "the representation table")
     expect_finite(table_after, "the representation table")

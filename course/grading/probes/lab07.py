@@ -28,7 +28,7 @@ def representations(ns, inputs):
     outputs = {"initial": to_numpy(table, "the table"),
                "trainable": np.array([tuple(w.shape) for w in layer.trainable_weights]
                                      ).reshape(-1, len(table.shape))}
-    if tuple(table.shape) == (n_cells, latent_dim):
+    if tuple(table.shape) == (n_cells, latent_dim) and hasattr(table, "assign"):
         table.assign(inputs["table"])
         with tf.GradientTape() as tape:
             rows = layer(tf.constant(inputs["indices"]))
@@ -122,6 +122,10 @@ def _one_step(ns, inputs) -> dict:
     try:
         history = model.fit(batch, epochs=1, verbose=0)
     except ValueError as error:
+        if "Unknown variable" in str(error):
+            raise CheckFailed("an optimizer was given variables it does not manage: "
+                              "self.optimizer for self.network_weights, "
+                              "self.representation_optimizer for the table") from None
         if "No gradients provided" not in str(error):
             raise
         raise CheckFailed("no gradient reached the weights: compute the loss inside the "
