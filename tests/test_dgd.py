@@ -120,6 +120,17 @@ def test_a_step_updates_only_the_representations_of_the_batch(cells):
 
 
 @pytest.mark.slow
+def test_with_adam_for_the_table_cells_outside_the_batch_would_move(cells):
+    """Why the representations get Adagrad: Adam's momentum moves rows without a gradient."""
+    counts, _ = cells
+    model = compiled(tiny_dgd(), representation_optimizer=keras.optimizers.Adam(0.01))
+    model.fit((counts[:4], np.arange(4)), batch_size=4, epochs=1, verbose=0)
+    before = model.get_representations()
+    model.fit((counts[4:8], np.arange(4, 8)), batch_size=4, epochs=1, verbose=0)
+    assert np.any(model.get_representations()[:4] != before[:4])
+
+
+@pytest.mark.slow
 def test_training_lowers_the_loss_and_separates_the_cell_types(cells):
     counts, cell_types = cells
     keras.utils.set_random_seed(0)
@@ -222,6 +233,10 @@ def test_bad_input_to_fit_counts_infer_and_the_constructor(cells):
         model.train_step(counts[:4])
     with pytest.raises(ValueError, match="at least 1"):
         tiny_dgd(n_components=0)
+    keras.config.set_dtype_policy("mixed_float16")
+    with pytest.raises(ValueError, match="float32"):
+        tiny_dgd()
+    keras.config.set_dtype_policy("float32")
     with pytest.raises(ValueError, match="two objects"):
         optimizer = keras.optimizers.Adam()
         tiny_dgd().compile(optimizer=optimizer, representation_optimizer=optimizer)
