@@ -897,3 +897,43 @@ def test_grade_exits_zero_even_when_a_submission_fails(tmp_path, capsys):
     (row,) = csv_rows(out)
     assert (row["lab"], row["total"], row["status"]) == ("99", "0", "error")
     assert "does not exist" in row["reason"]
+
+
+# --- limits and the name graph (no kernels) ---------------------------------------------
+
+
+def test_a_cell_reaches_a_hung_function_through_classes_and_variables():
+    from course.grading.dependencies import NameGraph
+
+    graph = NameGraph(
+        {
+            0: "import numpy as np\ndef sample_z(m, v):\n    while True:\n        pass",
+            1: "class VAE:\n    def step(self, x):\n        return sample_z(x, x)",
+            2: "vae = VAE()\n%matplotlib inline",
+            3: "history = vae.step(np.ones(3))",
+            4: "def decode(z):\n    return np.tanh(z)\nprint(decode(1))",
+            5: "def broken(:\n    pass",
+        }
+    )
+    assert graph.definitions([0, 1]) == {"sample_z", "VAE"}
+    assert graph.cell_reaches(3, {"sample_z"}) == {"sample_z"}
+    assert graph.cell_reaches(1, {"sample_z"}) == set()  # defining a class runs nothing
+    assert graph.cell_reaches(4, {"sample_z"}) == set()
+    assert graph.cell_reaches(5, {"sample_z"}) == set()
+
+
+def test_calibrated_limits_follow_the_most_alike_solution_cell():
+    from course.grading.limits import CELL_FLOOR, Calibration, Limits
+
+    calibration = Calibration(
+        cells=(("import keras\nx = load()", 20.0), ("model.fit(x, epochs=EPOCHS)", 2.0)),
+        probes={"2.1": 1.0},
+        total=30.0,
+    )
+    limits = Limits(cell=50).calibrated(calibration)
+    assert limits.for_cell("model.fit(x, epochs=EPOCHS)  # mine") == 3 * 2.0 + CELL_FLOOR
+    assert limits.for_cell("import keras\nx = load()") == 50  # 70 s, capped by the ceiling
+    assert limits.for_cell("something else entirely, nothing alike") == 50  # the largest
+    assert limits.for_probe("2.1") == 13.0 and limits.for_probe("9.9") == limits.check
+    assert Limits(cell=50).for_cell("anything") == 50
+    assert Calibration.from_json(calibration.to_json()) == calibration

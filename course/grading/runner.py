@@ -796,21 +796,29 @@ def _settings(
 
 
 def _hidden_paths(out_dir: Path, submissions: list[Path], solutions_dir: Path | None) -> tuple:
-    """What the kernel must not see: solutions, checks, the repository's history, reports and
-    submissions. A folder that holds the Python environment cannot be hidden whole: then its
-    submission files are hidden one by one."""
+    """What the kernel must not see: the solutions, the checks, the output folder, the
+    submission folders and the course's repository (its tests hold mistakes and hints, its
+    ``.git`` every solution), all but what the kernel needs to run (Python, its packages, the
+    ``course`` package without its checks, the PYTHONPATH)."""
     import importlib.util
+    import site
 
     import course
 
     package_dir = Path(course.__file__).resolve().parent
-    needed = {Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(), package_dir}
+    needed = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, *site.getsitepackages())}
+    needed.add(package_dir)
     needed |= {
         Path(entry).resolve()
         for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep)
         if entry
     }
     hide: list[Path] = []
+    repository = package_dir.parent
+    if (repository / ".git").exists() or (repository / "pyproject.toml").exists():
+        hide += _all_but(repository, needed)
+    for folder in [out_dir] + [s if s.is_dir() else s.parent for s in submissions]:
+        hide += _all_but(folder.resolve(), needed)
     if solutions_dir is not None:
         hide.append(solutions_dir.resolve())
     for package in {DEFAULT_CHECKS_PACKAGE, os.environ.get("COURSE_CHECKS_PACKAGE") or ""} - {""}:
@@ -820,20 +828,21 @@ def _hidden_paths(out_dir: Path, submissions: list[Path], solutions_dir: Path | 
             spec = None
         for location in (spec.submodule_search_locations or []) if spec else []:
             hide.append(Path(location).resolve())
-    repository = package_dir.parent
-    if (repository / ".git").exists():
-        hide.append(repository / ".git")
-    folders = [out_dir.resolve()] + [(s if s.is_dir() else s.parent).resolve() for s in submissions]
-    for folder in folders:
-        if any(path == folder or path.is_relative_to(folder) for path in needed):
-            hide += (
-                [p.resolve() for p in find_submissions([folder])]
-                if folder != out_dir.resolve()
-                else []
-            )
-        else:
-            hide.append(folder)
     return tuple(dict.fromkeys(str(path) for path in hide if path.exists()))
+
+
+def _all_but(folder: Path, needed: set[Path]) -> list[Path]:
+    """``folder`` if it holds nothing in ``needed``, else its other entries, recursively
+    (symbolic links are left alone: hiding one would hide its target)."""
+    if not any(path == folder or path.is_relative_to(folder) for path in needed):
+        return [folder]
+    if folder in needed or not folder.is_dir():
+        return []
+    hidden = []
+    for child in sorted(folder.iterdir()):
+        if not child.is_symlink() and (child.is_dir() or child.is_file()):
+            hidden += _all_but(child, needed)
+    return hidden
 
 
 def _solutions_dir(solutions: str | Path | None) -> Path | None:
