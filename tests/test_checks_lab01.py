@@ -203,6 +203,14 @@ TRAIN_STEP_MISTAKES = {
         self.optimizer.apply(gradients, self.trainable_weights)""",
         "times the gradient step",
     ),
+    "numpy inside the step (fit traces it)": (
+        """with tf.GradientTape() as tape:
+            loss = reconstruction_loss(expression, self(expression, training=True))
+        print("loss", loss.numpy())
+        gradients = tape.gradient(loss, self.trainable_weights)
+        self.optimizer.apply(gradients, self.trainable_weights)""",
+        "has no attribute 'numpy'",
+    ),
 }
 
 

@@ -104,7 +104,7 @@ def dense_network(inputs, prefix: str, activations: list[str | None]):
 
 
 def train_one_step(model, data, learning_rate: float, parts: dict) -> dict:
-    """One step of ``model.fit`` on ``data`` as one batch with plain SGD, run eagerly.
+    """One step of ``model.fit`` on ``data`` as one batch with plain SGD (traced, as in a lab).
 
     Returns the logged values (``log_<name>``; computed before the update), the weights of each
     sub-model in ``parts`` after the step (``<part>_<index>``), and ``no_gradients`` = 1 when
@@ -112,7 +112,7 @@ def train_one_step(model, data, learning_rate: float, parts: dict) -> dict:
     """
     import keras
 
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate=learning_rate), run_eagerly=True)
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=learning_rate), jit_compile=False)
     try:
         history = model.fit(data, epochs=1, batch_size=len(data), shuffle=False, verbose=0)
     except ValueError as error:
