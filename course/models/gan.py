@@ -84,9 +84,14 @@ def check_shape(tensor, expected: tuple[int, ...], what: str):
 
 def input_arrays(x, y) -> list:
     """The in-memory arrays among fit's ``x`` (an array or a tuple of arrays) and ``y``."""
-    candidates = [*x] if isinstance(x, (tuple, list)) else [x]
+    arrays = (np.ndarray, tf.Tensor)
+    # A list of arrays holds several inputs; a list of numbers is one array.
+    several = isinstance(x, tuple) or (
+        isinstance(x, list) and all(isinstance(a, arrays) for a in x)
+    )
+    candidates = [*x] if several else [x]
     candidates.append(y)
-    return [a for a in candidates if isinstance(a, (np.ndarray, list, tf.Tensor))]
+    return [a for a in candidates if isinstance(a, (*arrays, list))]
 
 
 def check_finite(array, what: str = "The data") -> None:
