@@ -314,7 +314,7 @@ NOISY_CELL = (
     "print('a message on stderr', file=sys.stderr)\n"
     "squares = squares if os.environ.get('COURSE_SMOKE') == '1' else []"
 )
-FORGES = '''
+FORGES = """
 # %%
 # forge 1: every check of the registry passes, with 1000 points
 import course.grading.registry as registry
@@ -351,6 +351,8 @@ def fake_serve(module, function, inputs_path, outputs_path, namespace=None):
     probes.save_arrays({{"sums": np.zeros(5), "mean": np.array(0.0)}}, outputs_path)
 probes.serve = fake_serve
 
+"""
+FORGES_THAT_NEED_THE_SANDBOX = '''
 # %%
 # forge 5: run the solution, read another submission
 found = []
@@ -400,6 +402,13 @@ raise RuntimeError("forge 6: " + ", ".join(done))
 '''
 
 
+def forge_cells(**names) -> str:
+    """The forges as notebook cells. Without a sandbox the kernel CAN read the solutions and
+    write the reports (documented), so those forges are left out there."""
+    forges = FORGES + (FORGES_THAT_NEED_THE_SANDBOX if sandbox_reason() is None else "")
+    return forges.format(**names)
+
+
 def with_cell(source: str, before_99_3: bool = False) -> str:
     """The demo solution with one more code cell at the end (or before exercise 99.3)."""
     text = SOLUTION.read_text()
@@ -436,7 +445,7 @@ def graded(tmp_path_factory):
     (folder / "noisy_99.py").write_text(with_cell(NOISY_CELL))
     for name, source in FAULT_AFTER_99_2.items():
         (folder / f"{name}_99.py").write_text(with_cell(source, before_99_3=True))
-    forges = FORGES.format(
+    forges = forge_cells(
         solution=str(solutions / SOLUTION.name),
         victim=str(folder / "complete_99.ipynb"),
         out=str(out),
@@ -720,7 +729,7 @@ def test_lab_1_forged_gets_nothing_and_cannot_touch_a_solved_submission(tmp_path
     folder, out = tmp_path / "in", tmp_path / "out"
     folder.mkdir()
     shutil.copy(solution, folder / "victim_01.py")
-    forges = FORGES.format(
+    forges = forge_cells(
         solution=str(solution),
         victim=str(folder / "victim_01.py"),
         out=str(out),
