@@ -123,6 +123,7 @@ class Outcome:
     probe_times: dict[str, float] = field(default_factory=dict)
     timed_out: set[str] = field(default_factory=set)
     hanging: dict[str, str] = field(default_factory=dict)  # function or class -> exercise id
+    untouched: bool = False  # every exercise's stub is still in the notebook
 
     def fail(self, status: str, message: str) -> None:
         if self.status == "ok":
@@ -332,6 +333,10 @@ def run_submission(
         outcome.message = "the notebook has no code"
         return outcome
     plan = _plan(notebook, entries)
+    text = "\n".join(str(cell.get("source", "")) for cell in notebook.cells)
+    outcome.untouched = bool(entries) and all(
+        f'NotImplementedError("Exercise {entry.id}:' in text for entry in entries
+    )
     deadline = time.monotonic() + limits.for_total()
     with _Scratch(path, settings) as scratch:
         session = _Session(notebook, scratch, settings)
@@ -921,7 +926,10 @@ def _report(
     if (
         status == "ok"
         and graded
-        and all(e["message"].startswith("not implemented yet") for e in graded)
+        and not any(e["passed"] for e in graded)
+        and (
+            outcome.untouched or all(e["message"].startswith("not implemented yet") for e in graded)
+        )
     ):
         status, message = (
             "not attempted",
