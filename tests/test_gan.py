@@ -180,6 +180,16 @@ def test_nan_input_is_refused_before_it_trains_the_weights_to_nan(conditional, m
     assert all(np.array_equal(b, np.array(w)) for b, w in zip(before, gan.weights))
 
 
+def test_nan_validation_data_is_refused():
+    cgan = ConditionalGAN(IMAGE_SHAPE, 3, **SMALL)
+    cgan.compile()
+    images = tiny_images(8)
+    images[1, 2, 3, 0] = np.inf
+    with pytest.raises(ValueError, match="1 NaN or infinite values"):
+        cgan.fit((tiny_images(8), tiny_labels(8)), validation_data=(images, tiny_labels(8)),
+                 batch_size=8, epochs=1, verbose=0)
+
+
 def test_expression_vectors_get_a_linear_output():
     gan = GAN((20,), **SMALL)
     assert gan.generate(4, seed=0).shape == (4, 20)

@@ -186,9 +186,11 @@ class AdversarialModel(keras.Model):
         for array in input_arrays(x, y):
             check_finite(array)
 
-    def fit(self, x=None, y=None, *args, **kwargs):
+    def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
         self._check_arrays(x, y)
-        return super().fit(x, y, *args, **kwargs)
+        if validation_data is not None:
+            self._check_arrays(validation_data, None)
+        return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         self._check_arrays(x, y)
