@@ -81,7 +81,8 @@ def cgan_mnist(run: Run) -> dict:
                        monitor_every=max(1, epochs // 4))
     run.save_model(cgan)
     run.save_figure(plots.loss_curves(history, title="Conditional GAN on MNIST"), "losses.png")
-    run.save_figure(plots.class_grid(cgan, n_per_class=10, seed=run.seed), "class_grid.png")
+    run.save_figure(plots.class_grid(cgan, n_per_class=10, seed=run.seed,
+                                     title="One row per requested digit"), "class_grid.png")
     requested_labels = np.repeat(np.arange(10), 100)
     images = cgan.generate(requested_labels, seed=run.seed + 1)
     scores = _digit_metrics(run, images, requested_labels)
