@@ -3,6 +3,8 @@ the exercise's points with a hint that names the mistake."""
 
 from __future__ import annotations
 
+import keras
+import numpy as np
 import pytest
 
 from course.grading.registry import exercises, get_exercise, judge, make_inputs, run_probe
@@ -235,3 +237,23 @@ def test_outputs_of_other_inputs_do_not_pass(lab1, exercise_id):
     assert not judge(entry, other_inputs, recorded).passed
     constant = {key: value * 0 + 1 for key, value in recorded.items()}
     assert not judge(entry, other_inputs, constant).passed
+
+
+def test_the_hand_written_step_equals_the_built_in_step_of_fit(lab1):
+    """The lab says both curves look alike 'because the two steps compute the same thing'."""
+    rng = np.random.default_rng(0)
+    expression = rng.normal(size=(32, 6)).astype("float32")
+    parts = [lab1["build_encoder"](6, 2), lab1["build_decoder"](2, 6)]
+    initial = [part.get_weights() for part in parts]
+    inputs = keras.Input((6,))
+    built_in = keras.Model(inputs, parts[1](parts[0](inputs)))
+    built_in.compile(optimizer=keras.optimizers.SGD(0.01), loss=lab1["reconstruction_loss"])
+    built_in.fit(expression, expression, batch_size=32, epochs=2, shuffle=False, verbose=0)
+    expected = [weight for part in parts for weight in part.get_weights()]
+    for part, weights in zip(parts, initial):
+        part.set_weights(weights)
+    hand_written = lab1["Autoencoder"](*parts)
+    hand_written.compile(optimizer=keras.optimizers.SGD(0.01))
+    hand_written.fit(expression, batch_size=32, epochs=2, shuffle=False, verbose=0)
+    for mine, theirs in zip([w for part in parts for w in part.get_weights()], expected):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=1e-6)
