@@ -97,6 +97,7 @@ def test_sequences_that_are_not_one_hot_are_refused(bad, message):
         gan.fit(bad, epochs=1, verbose=0)
 
 
+@pytest.mark.slow
 def test_distributed_step_equals_the_single_device_step(strategy, monkeypatch):
     monkeypatch.setattr(distribute, "normal", zero_noise)
     sequences, _ = datasets.synthetic_sequences(16, LENGTH, seed=0)

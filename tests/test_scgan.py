@@ -101,6 +101,7 @@ def test_conditional_generator_and_critic_use_the_label():
                            gan.predict((counts, np.array([1, 1])), verbose=0))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("conditional", [False, True])
 def test_save_and_load_keeps_config_optimizer_state_and_outputs(tmp_path, conditional):
     gan = ConditionalScGAN(N_GENES, 3, n_critic=2, **SMALL) if conditional else \
@@ -171,6 +172,7 @@ def train_two_steps(build, data, strategy=None, initial_weights=None):
     return model, start, model.fit(dataset, epochs=1, verbose=0).history
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("conditional", [False, True])
 def test_distributed_step_equals_the_single_device_step(conditional, strategy, monkeypatch):
     """Two replicas of 4 cells must update and log exactly what one device does with 8 (noise
