@@ -78,11 +78,19 @@ def with_mistake(namespace: dict, source: str) -> dict:
 
 
 def edited_namespace(lab: int, name: str, old: str, new: str, namespace: dict | None = None):
-    """Lab ``lab``'s namespace with ``old`` replaced by ``new`` in the source of ``name``."""
+    """Lab ``lab``'s namespace with ``old`` replaced by ``new`` in the source of ``name``.
+
+    Without ``namespace`` the edit goes into a fresh namespace itself, not a copy, so the
+    solution's other functions and classes, which look names up in that same dict, call the
+    edited one (as they would in a notebook).
+    """
     source = solution_source(lab, name)
     assert old in source, f"the solution's {name} no longer contains {old!r}"
-    base = solution_namespace(lab) if namespace is None else namespace
-    return with_mistake(base, source.replace(old, new))
+    if namespace is not None:
+        return with_mistake(namespace, source.replace(old, new))
+    fresh = solution_namespace(lab)
+    exec(textwrap.dedent(source.replace(old, new)), fresh)
+    return fresh
 
 
 def grade(exercise_id: str, namespace: dict, seed: int = 0) -> CheckResult:
