@@ -118,6 +118,7 @@ def cells():
     return datasets.synthetic_counts(n_cells=150, n_genes=40, n_cell_types=3, seed=0)
 
 
+@pytest.mark.slow
 def test_the_protocol_is_reproducible_and_reports_every_predictor_and_split(cells):
     kwargs = dict(n_splits=2, n_landmarks=10, seed=3, predictors=cheap_predictors(),
                   verbose=False)
