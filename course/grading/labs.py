@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-from course.grading.registry import lab_of
+from course.grading.registry import checks_module, exercises, lab_of
 
 LAB_FILES = "[0-9][0-9]_*.py"
 _BEGIN = re.compile(r"^(?P<indent>[ \t]*)### BEGIN SOLUTION\b(?P<rest>.*)$")
@@ -120,10 +120,14 @@ def build_labs(
 
 
 def check_labs(solutions_dir: str | Path = "solutions", labs_dir: str | Path = "labs") -> list[str]:
-    """List the labs that are missing, out of date or without a solution (empty: in sync)."""
+    """List the problems of the labs (empty: in sync and every exercise checked).
+
+    A lab is missing, out of date or without a solution; an exercise marker has no registered
+    check, or a registered check has no marker in the solution.
+    """
     labs_dir = Path(labs_dir)
     expected = _expected_labs(Path(solutions_dir))
-    problems = []
+    problems = unchecked_markers(Path(solutions_dir))
     for name, text in expected.items():
         path = labs_dir / name
         if not path.exists():
@@ -149,6 +153,33 @@ def _expected_labs(solutions_dir: Path) -> dict[str, str]:
             _check_id(marker, source, int(path.name[:2]), seen)
         labs[path.name] = text
     return labs
+
+
+def unchecked_markers(solutions_dir: Path) -> list[str]:
+    """The markers without a registered check and the checks without a marker, per solution."""
+    problems = []
+    for path in sorted(solutions_dir.glob(LAB_FILES)):
+        lab = int(path.name[:2])
+        source = f"{solutions_dir.name}/{path.name}"
+        markers = make_lab(path.read_text(encoding="utf-8"), source)[1]
+        if not markers:
+            continue
+        try:
+            registered = {entry.id for entry in exercises(lab)}
+        except ValueError:
+            registered = set()
+        for marker in markers:
+            if marker.id not in registered:
+                problems.append(
+                    f"{source}:{marker.line}: exercise {marker.id} has no check; register one "
+                    f"with @exercise({marker.id!r}, ...) in {checks_module(lab)}"
+                )
+        for exercise_id in sorted(registered - {marker.id for marker in markers}):
+            problems.append(
+                f"{source}: exercise {exercise_id} has a check in {checks_module(lab)} but no "
+                f"### BEGIN SOLUTION {exercise_id} marker"
+            )
+    return problems
 
 
 def _check_id(marker: Marker, source: str, lab: int, seen: dict[str, str]) -> None:
