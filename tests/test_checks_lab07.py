@@ -65,6 +65,8 @@ MISTAKES = {
                          "mixture weights are missing"),
     "log of a sum of exps": ("7.2", "gmm_log_density", "ops.logsumexp(log_joint, axis=-1)",
                              "ops.log(ops.sum(ops.exp(log_joint), axis=-1))", "logsumexp"),
+    "numpy constant in the graph": ("7.2", "gmm_log_density", "math.log(2.0 * math.pi)",
+                                    "np.log(2.0 * np.pi)", "Python floats"),
     "best component only": ("7.2", "gmm_log_density", "ops.logsumexp(log_joint, axis=-1)",
                             "ops.max(log_joint, axis=-1)", "ALL components"),
     "log terms summed": ("7.2", "gmm_log_density", "ops.logsumexp(log_joint, axis=-1)",

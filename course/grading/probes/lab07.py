@@ -41,9 +41,23 @@ def representations(ns, inputs):
 
 
 def gmm_log_density(ns, inputs):
-    """The student's mixture log-density of random points (some far from every component)."""
-    values = ns["gmm_log_density"](*(inputs[key] for key in
-                                     ("z", "means", "log_variances", "weight_logits")))
+    """The student's mixture log-density of random points (some far from every component),
+    traced as ``fit`` traces the prior: a graph function of Keras variables."""
+    import keras
+    import tensorflow as tf
+
+    z = tf.constant(inputs["z"])
+    parameters = [keras.Variable(inputs[key]) for key in
+                  ("means", "log_variances", "weight_logits")]
+    function = tf.function(lambda: ns["gmm_log_density"](z, *parameters))
+    try:
+        values = function()
+    except NotImplementedError as error:
+        if "eager execution" not in str(error):
+            raise
+        raise CheckFailed("a numpy value meets a Keras variable inside the graph that fit "
+                          "traces: write constants as Python floats, e.g. "
+                          "math.log(2 * math.pi)") from None
     return {"values": to_numpy(values, "gmm_log_density")}
 
 
@@ -117,7 +131,7 @@ def _one_step(ns, inputs) -> dict:
     model.compile(optimizer=keras.optimizers.SGD(float(inputs["learning_rate"])),
                   representation_optimizer=keras.optimizers.SGD(
                       float(inputs["representation_learning_rate"])),
-                  run_eagerly=True)
+                  jit_compile=False)
     batch = tf.data.Dataset.from_tensors((inputs["counts"], inputs["indices"]))
     try:
         history = model.fit(batch, epochs=1, verbose=0)
