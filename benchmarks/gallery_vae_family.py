@@ -99,10 +99,11 @@ def figure(results: dict):
     ldvae_scores = results["ldvae"]
     axes[0].bar(["LDVAE", "deep decoder"],
                 [ldvae_scores[f"{n}_test_reconstruction_ll"] for n in names], color="tab:blue")
-    axes[0].set_title("PBMC test NB log-likelihood\n(reconstruction, higher is better)")
+    axes[0].set_ylim(1.02 * min(axes[0].get_ylim()[0], -1), None)
+    axes[0].set_title("PBMC test NB log-likelihood per cell\n(reconstruction, higher is better)")
     dca_scores = results["dca"]["scores"]
-    axes[1].bar(list(dca_scores), [s["mae_log1p"] for s in dca_scores.values()],
-                color="tab:orange")
+    axes[1].bar([name.replace("_", "\n", 1) for name in dca_scores],
+                [scores["mae_log1p"] for scores in dca_scores.values()], color="tab:orange")
     axes[1].set_title("PBMC masked counts: MAE of log1p\n(lower is better)")
     scgen_scores = results["scgen"]
     labels = list(scgen_scores["r2_all_genes"])
@@ -110,7 +111,8 @@ def figure(results: dict):
     for offset, scope in ((-0.2, "r2_all_genes"), (0.2, "r2_top_genes")):
         axes[2].bar(positions + offset, [scgen_scores[scope][n]["mean"] for n in labels], 0.4,
                     yerr=[scgen_scores[scope][n]["sd"] for n in labels], label=scope)
-    axes[2].set_xticks(positions, labels, fontsize="small")
+    axes[2].set_xticks(positions, [label.replace("_", "\n", 1) for label in labels],
+                       fontsize="small")
     axes[2].legend(fontsize="small")
     axes[2].set_title(f"scGen, held-out {SCGEN_HELD_OUT}: R^2 of mean expression\n"
                       "(higher is better)")
