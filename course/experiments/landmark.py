@@ -1,8 +1,8 @@
 """Landmark -> target gene prediction on PBMC cells, measured by ``course.evaluation``.
 
 LandmarkGAN against the floors (per-gene mean and median), ridge regression, kNN regression and
-the D-GEX MLP trained with MSE or L1, over several random cell splits. The protocol trains its many small models on one device
-(``--strategy`` does not apply here).
+the D-GEX MLP trained with MSE or L1, over several random cell splits. The protocol trains its
+many small models on one device (``--strategy`` does not apply here).
 """
 
 from __future__ import annotations
@@ -14,14 +14,15 @@ from course.experiments import Run, experiment
 N_SPLITS = 5
 
 @experiment("landmark-pbmc", "PBMC landmark -> target genes: LandmarkGAN vs ridge, kNN, MLPs "
-                             "and floors, 5 random splits")
+                             "and floors, 5 random splits", epochs=200, data="pbmc")
 def landmark_pbmc(run: Run) -> dict:
     from course import datasets, evaluation, plots
+    from course.experiments import data_source_name
 
     adata = datasets.load_pbmc(source=run.source)
     predictions: dict = {}
-    rows = evaluation.evaluate(adata, n_splits=N_SPLITS, epochs=run.epochs_or(evaluation.EPOCHS),
-                               seed=run.seed, first_split_predictions=predictions)
+    rows = evaluation.evaluate(adata, n_splits=N_SPLITS, epochs=run.epochs, seed=run.seed,
+                               first_split_predictions=predictions)
     summary = evaluation.summarize(rows)
     print(evaluation.table(summary))
     run.path("table.md").write_text(evaluation.table(summary, markdown=True) + "\n")
@@ -31,6 +32,10 @@ def landmark_pbmc(run: Run) -> dict:
         figure = plots.predicted_vs_true(predictions["truth"], predictions[name],
                                          title=f"{name}, test cells of split 0 (log1p)")
         run.save_figure(figure, f"predicted_vs_true_{name.lower()}.png")
-    return {"n_cells": adata.n_obs, "n_landmarks": evaluation.N_LANDMARKS,
-            "n_targets": adata.n_vars - evaluation.N_LANDMARKS, "n_splits": N_SPLITS,
-            "models": evaluation.json_ready(summary)}
+    return run.report(
+        epochs=run.epochs,
+        data={"name": "PBMC", "source": data_source_name("pbmc", run.source),
+              "n_cells": adata.n_obs, "n_landmarks": evaluation.N_LANDMARKS,
+              "n_targets": adata.n_vars - evaluation.N_LANDMARKS, "n_splits": N_SPLITS},
+        metrics=evaluation.json_ready(summary),
+    )
