@@ -67,7 +67,17 @@ def test_a_run_out_that_is_a_file_is_refused(tmp_path):
 
 @pytest.fixture
 def fake_demos(monkeypatch):
-    """Register demos that finish, crash mid-run, are interrupted, or skip run.report."""
+    """Register demos that finish, crash mid-run, are interrupted, or skip run.report.
+
+    They run in this process on TensorFlow's default strategy (the session may already hold a
+    MirroredStrategy, next to which `distribute.get_strategy` refuses to create another).
+    """
+    import tensorflow as tf
+
+    from course import distribute
+
+    monkeypatch.setattr(distribute, "get_strategy", lambda *args, **kwargs: tf.distribute
+                        .get_strategy())
     experiments._load_demo_modules()
 
     def finish(run):
