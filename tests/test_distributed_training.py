@@ -87,7 +87,7 @@ CASES = {
         lambda: models.LandmarkGAN(n_landmarks=5, n_targets=7, hidden_units=(8,)),
         lambda model: model.compile(d_optimizer=sgd(), g_optimizer=sgd()),
         (GAUSSIAN_DATA[:, :5], GAUSSIAN_DATA[:, 5:]),
-        ("d_loss", "g_loss", "adversarial_loss", "l1_loss", "consistency_loss"),
+        ("d_loss", "g_loss", "adversarial_loss", "reconstruction_loss", "consistency_loss"),
     ),
 }
 
