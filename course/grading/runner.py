@@ -759,6 +759,7 @@ def _kernel_env(smoke: bool) -> dict[str, str]:
         if key in _ENV_KEEP or key.startswith(_ENV_KEEP_PREFIXES)
     }
     env.setdefault("PATH", os.defpath)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ log lines are noise here
     env.update(MPLBACKEND="Agg", PYTHONUNBUFFERED="1", COURSE_GRADING="1")
     if os.environ.get("PYTHONPATH"):  # the kernel runs in a scratch folder, not ours
         entries = os.environ["PYTHONPATH"].split(os.pathsep)
