@@ -124,6 +124,13 @@ def check_labels(labels, num_classes: int) -> None:
         )
 
 
+def requested_labels(labels, num_classes: int) -> np.ndarray:
+    """The labels asked of generate(), checked and flattened to integers."""
+    labels = np.asarray(labels).reshape(-1)
+    check_labels(labels, num_classes)
+    return labels.astype(np.int64)
+
+
 def default_optimizer() -> keras.optimizers.Optimizer:
     """Adam(2e-4, beta_1=0.5): the DCGAN setting, stable for both players."""
     return keras.optimizers.Adam(learning_rate=2e-4, beta_1=0.5)
@@ -204,6 +211,33 @@ class AdversarialModel(keras.Model):
         for tracker in self.metrics:
             tracker.update_state(values[tracker.name])
         return {tracker.name: tracker.result() for tracker in self.metrics}
+
+    def call(self, data, training=False):
+        """The discriminator's output for a batch of real data (what fit() feeds the model)."""
+        return self.discriminator(data, training=training)
+
+    # The three hooks below are all that a conditional model changes: it passes the label.
+    def _unpack(self, data, what: str):
+        """The real data of a batch, and its condition (None for an unconditional model)."""
+        real_data = data[0] if isinstance(data, (tuple, list)) else data
+        return check_shape(real_data, self.data_shape, what), None
+
+    def _generate(self, latent_vectors, condition, training=False):
+        return self.generator(latent_vectors, training=training)
+
+    def _discriminate(self, data, condition, training=False):
+        return self.discriminator(data, training=training)
+
+    def _random_latent_vectors(self, batch_size):
+        # Per-replica noise: under MirroredStrategy each replica must draw different vectors.
+        return distribute.normal((batch_size, self.latent_dim), self.seed_generator)
+
+    def _sample_latent(self, n: int, seed: int | None):
+        """Latent vectors for generate(): from the model's seed generator, or a fixed seed."""
+        if n < 1:
+            raise ValueError(f"The number of examples must be positive, got {n}.")
+        seed = self.seed_generator if seed is None else seed
+        return keras.random.normal((n, self.latent_dim), seed=seed)
 
 
 @keras.saving.register_keras_serializable(package="course")
@@ -335,26 +369,6 @@ class GAN(AdversarialModel):
     def metrics(self):
         return [self.d_loss_tracker, self.g_loss_tracker]
 
-    def call(self, data, training=False):
-        """The discriminator's logits for a batch of real data (what fit() feeds the model)."""
-        return self.discriminator(data, training=training)
-
-    # The three hooks below are all that the ConditionalGAN changes: it passes the label.
-    def _unpack(self, data, what: str):
-        """The real data of a batch, and its condition (None for an unconditional GAN)."""
-        real_data = data[0] if isinstance(data, (tuple, list)) else data
-        return check_shape(real_data, self.data_shape, what), None
-
-    def _generate(self, latent_vectors, condition, training=False):
-        return self.generator(latent_vectors, training=training)
-
-    def _discriminate(self, data, condition, training=False):
-        return self.discriminator(data, training=training)
-
-    def _random_latent_vectors(self, batch_size):
-        # Per-replica noise: under MirroredStrategy each replica must draw different vectors.
-        return distribute.normal((batch_size, self.latent_dim), self.seed_generator)
-
     def train_step(self, data):
         real_data, condition = self._unpack(data, "The training data")
         batch_size = ops.shape(real_data)[0]
@@ -392,12 +406,6 @@ class GAN(AdversarialModel):
         d_loss = discriminator_loss(real_logits, fake_logits, self.label_smoothing)
         g_loss = generator_loss(fake_logits, self.generator_loss)
         return self._update_trackers(d_loss=d_loss, g_loss=g_loss)
-
-    def _sample_latent(self, n: int, seed: int | None):
-        if n < 1:
-            raise ValueError(f"The number of examples must be positive, got {n}.")
-        seed = self.seed_generator if seed is None else seed
-        return keras.random.normal((n, self.latent_dim), seed=seed)
 
     def generate(self, n: int, seed: int | None = None) -> np.ndarray:
         """Generate ``n`` examples (numpy); a fixed ``seed`` gives the same examples each time."""
@@ -458,14 +466,7 @@ class ConditionalGAN(GAN):
 
     def generate(self, labels, seed: int | None = None) -> np.ndarray:
         """Generate one example per requested label (numpy); a fixed ``seed`` repeats them."""
-        labels = np.asarray(labels).reshape(-1)
-        if labels.size == 0 or not np.issubdtype(labels.dtype, np.integer):
-            raise ValueError("labels must be a non-empty sequence of integers.")
-        if labels.min() < 0 or labels.max() >= self.num_classes:
-            raise ValueError(
-                f"labels must be in [0, {self.num_classes}), got values from {labels.min()} "
-                f"to {labels.max()}."
-            )
+        labels = requested_labels(labels, self.num_classes)
         latent_vectors = self._sample_latent(len(labels), seed)
         one_hot_labels = ops.one_hot(labels, self.num_classes)
         return ops.convert_to_numpy(self._generate(latent_vectors, one_hot_labels))

@@ -19,7 +19,13 @@ import numpy as np
 from keras import layers, ops
 
 from course import networks
-from course.models.gan import check_labels, check_shape, input_arrays, split_pair
+from course.models.gan import (
+    check_labels,
+    check_shape,
+    input_arrays,
+    requested_labels,
+    split_pair,
+)
 from course.models.wgan import WassersteinGAN
 
 
@@ -203,16 +209,11 @@ class ConditionalScGAN(ScGAN):
     def _generate(self, latent_vectors, one_hot_labels, training=False):
         return self.generator([latent_vectors, one_hot_labels], training=training)
 
-    def _criticize(self, cells, one_hot_labels, training=False):
+    def _discriminate(self, cells, one_hot_labels, training=False):
         return self.discriminator([cells, one_hot_labels], training=training)
 
     def generate(self, labels, seed: int | None = None) -> np.ndarray:
         """Generate one cell per requested cell type (numpy); a fixed ``seed`` repeats them."""
-        labels = np.asarray(labels).reshape(-1)
-        if labels.size == 0 or not np.issubdtype(labels.dtype, np.integer):
-            raise ValueError("labels must be a non-empty sequence of integer cell types.")
-        if labels.min() < 0 or labels.max() >= self.num_classes:
-            raise ValueError(f"labels must be in [0, {self.num_classes}), got values from "
-                             f"{labels.min()} to {labels.max()}.")
+        labels = requested_labels(labels, self.num_classes)
         latent_vectors = self._sample_latent(len(labels), seed)
         return ops.convert_to_numpy(self._generate(latent_vectors, self._one_hot(labels)))

@@ -21,7 +21,7 @@ import tensorflow as tf
 from keras import ops
 
 from course import distribute
-from course.models.gan import AdversarialModel, check_shape
+from course.models.gan import AdversarialModel
 
 
 def wgan_optimizer() -> keras.optimizers.Optimizer:
@@ -48,7 +48,7 @@ class WassersteinGAN(AdversarialModel):
     ``self.discriminator`` (the critic: one unbounded float32 score per example, no dropout and
     no batch normalization, since the penalty needs per-example gradients), then call
     :meth:`_finish_init`. Conditional subclasses override the hooks ``_unpack``, ``_generate``
-    and ``_criticize``.
+    and ``_discriminate``.
     """
 
     def _finish_init(self, n_critic: int, gp_weight: float, seed: int) -> None:
@@ -76,25 +76,6 @@ class WassersteinGAN(AdversarialModel):
     def metrics(self):
         return [self.d_loss_tracker, self.g_loss_tracker, self.penalty_tracker]
 
-    def call(self, data, training=False):
-        """The critic's scores for a batch of real data (what fit() feeds the model)."""
-        return self.discriminator(data, training=training)
-
-    def _unpack(self, data, what: str):
-        """The real data of a batch, and its condition (None for an unconditional model)."""
-        real_data = data[0] if isinstance(data, (tuple, list)) else data
-        return check_shape(real_data, self.data_shape, what), None
-
-    def _generate(self, latent_vectors, condition, training=False):
-        return self.generator(latent_vectors, training=training)
-
-    def _criticize(self, data, condition, training=False):
-        return self.discriminator(data, training=training)
-
-    def _random_latent_vectors(self, batch_size):
-        # Per-replica noise: under MirroredStrategy each replica must draw different vectors.
-        return distribute.normal((batch_size, self.latent_dim), self.seed_generator)
-
     def gradient_penalty(self, real_data, generated_data, condition):
         """Mean over examples of (|grad_x D(x_hat)| - 1)^2 at random interpolates x_hat."""
         batch_size = ops.shape(real_data)[0]
@@ -106,7 +87,7 @@ class WassersteinGAN(AdversarialModel):
             # the batch size (a mean would shrink it by the local batch size, which is smaller
             # on each replica than on one device). No division by the number of replicas here
             # either: the norm must be the true one, only the final loss is scaled.
-            scores = ops.sum(ops.cast(self._criticize(interpolates, condition, True), "float32"))
+            scores = ops.sum(ops.cast(self._discriminate(interpolates, condition, True), "float32"))
         gradients = ops.cast(tape.gradient(scores, interpolates), "float32")
         axes = tuple(range(1, len(self.data_shape) + 1))
         norms = ops.sqrt(ops.sum(ops.square(gradients), axis=axes) + 1e-12)
@@ -121,8 +102,8 @@ class WassersteinGAN(AdversarialModel):
             random_latent_vectors = self._random_latent_vectors(batch_size)
             generated_data = self._generate(random_latent_vectors, condition, training=True)
             with tf.GradientTape() as tape:
-                real_scores = self._criticize(real_data, condition, training=True)
-                fake_scores = self._criticize(generated_data, condition, training=True)
+                real_scores = self._discriminate(real_data, condition, training=True)
+                fake_scores = self._discriminate(generated_data, condition, training=True)
                 penalty = self.gradient_penalty(real_data, generated_data, condition)
                 d_loss = critic_loss(real_scores, fake_scores) + self.gp_weight * penalty
                 scaled_d_loss = distribute.scale_loss(d_loss, self.d_optimizer)
@@ -134,7 +115,7 @@ class WassersteinGAN(AdversarialModel):
         random_latent_vectors = self._random_latent_vectors(batch_size)
         with tf.GradientTape() as tape:
             generated_data = self._generate(random_latent_vectors, condition, training=True)
-            fake_scores = self._criticize(generated_data, condition, training=True)
+            fake_scores = self._discriminate(generated_data, condition, training=True)
             g_loss = -ops.mean(ops.cast(fake_scores, "float32"))
             scaled_g_loss = distribute.scale_loss(g_loss, self.g_optimizer)
         weights = self.generator.trainable_weights
@@ -145,15 +126,10 @@ class WassersteinGAN(AdversarialModel):
         real_data, condition = self._unpack(data, "The validation data")
         random_latent_vectors = self._random_latent_vectors(ops.shape(real_data)[0])
         generated_data = self._generate(random_latent_vectors, condition)
-        real_scores = self._criticize(real_data, condition)
-        fake_scores = self._criticize(generated_data, condition)
+        real_scores = self._discriminate(real_data, condition)
+        fake_scores = self._discriminate(generated_data, condition)
         penalty = self.gradient_penalty(real_data, generated_data, condition)
         d_loss = critic_loss(real_scores, fake_scores) + self.gp_weight * penalty
         g_loss = -ops.mean(ops.cast(fake_scores, "float32"))
         return self._update_trackers(d_loss=d_loss, g_loss=g_loss, gradient_penalty=penalty)
 
-    def _sample_latent(self, n: int, seed: int | None):
-        if n < 1:
-            raise ValueError(f"The number of examples must be positive, got {n}.")
-        seed = self.seed_generator if seed is None else seed
-        return keras.random.normal((n, self.latent_dim), seed=seed)
