@@ -60,10 +60,13 @@ from course.grading.probes import ERROR_TYPE, save_arrays, verdict_from_outputs
 from course.grading.registry import (
     DEFAULT_CHECKS_PACKAGE,
     MISSING_NAME,
+    CheckFailed,
     CheckResult,
+    CheckTimeout,
     Exercise,
     as_arrays,
     exercises,
+    failed,
     lab_from_name,
     make_inputs,
     probe_name,
@@ -428,17 +431,8 @@ def _probe(
 ) -> bool:
     """Judge one exercise: inputs here, probe in the kernel, verdict here. False: kernel lost."""
     if entry.probe is None:
-        _keep(
-            outcome,
-            CheckResult(
-                entry.id,
-                entry.title,
-                0,
-                entry.points,
-                False,
-                "cannot be graded outside the kernel: its check has no probe",
-            ),
-        )
+        no_probe = CheckFailed("cannot be graded outside the kernel: its check has no probe")
+        _keep(outcome, failed(entry, no_probe))
         return True
     label = f"the probe of exercise {entry.id}"
     ceiling = limits.for_probe(entry.id)
@@ -477,17 +471,7 @@ def _probe(
             outcome.timed_out.add(entry.id)
             for name in own:  # what the student defined for it hangs: later users get little time
                 outcome.hanging.setdefault(name, entry.id)
-            _keep(
-                outcome,
-                CheckResult(
-                    entry.id,
-                    entry.title,
-                    0,
-                    entry.points,
-                    False,
-                    f"took longer than {limit:g} s and was stopped (an infinite loop?)",
-                ),
-            )
+            _keep(outcome, failed(entry, CheckTimeout(), limit))
             if not session.responds(limits.interrupt):
                 outcome.fail(
                     "timeout",

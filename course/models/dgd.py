@@ -37,6 +37,7 @@ import tensorflow_probability as tfp
 from keras import ops
 
 from course import distribute, likelihoods, networks
+from course.models.gan import split_pair
 
 tfd = tfp.distributions
 PREDICT_BATCH_SIZE = 512
@@ -70,16 +71,12 @@ def hyperprior_log_density(means, log_variances, component_scale: float) -> tf.T
 
 def split_batch(data):
     """(counts, cell_indices) of a batch: ``(counts, indices)`` or ``((counts, indices),)``."""
-    x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
-    if y is None and isinstance(x, (tuple, list)) and len(x) == 2:
-        x, y = x
-    if y is None:
-        raise ValueError(
-            "A DGD trains on (counts, cell_indices): each batch must say which cells it holds, "
-            "so that their representations are updated. Pass fit(counts) for all training "
-            "cells in order, or a dataset of (counts, cell_indices) batches."
-        )
-    return x, y
+    return split_pair(
+        data,
+        "A DGD trains on (counts, cell_indices): each batch must say which cells it holds, "
+        "so that their representations are updated. Pass fit(counts) for all training "
+        "cells in order, or a dataset of (counts, cell_indices) batches.",
+    )
 
 
 @keras.saving.register_keras_serializable(package="course")

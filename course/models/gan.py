@@ -50,14 +50,19 @@ def generator_loss(fake_logits, kind: str = "non_saturating"):
     return -ops.mean(binary_crossentropy_from_logits(0.0, fake_logits))
 
 
-def split_pair(data):
-    """(first, second) from a batch given as ``(a, b)``, ``((a, b),)`` or ``x=a, y=b``."""
+def split_pair(data, missing: str = ""):
+    """(first, second) from a batch given as ``(a, b)``, ``((a, b),)`` or ``x=a, y=b``.
+
+    Args:
+        missing: the error message when the batch holds one thing only (a default otherwise).
+    """
     x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
     if y is None and isinstance(x, (tuple, list)) and len(x) == 2:
         x, y = x
     if y is None:
         raise ValueError(
-            "This model trains on pairs: pass fit((first, second)), fit(first, second) or a "
+            missing
+            or "This model trains on pairs: pass fit((first, second)), fit(first, second) or a "
             "dataset of (first, second) batches."
         )
     return x, y
