@@ -209,6 +209,13 @@ def _timings() -> dict:
     return json.loads(TIMINGS_FILE.read_text()) if TIMINGS_FILE.exists() else {}
 
 
+def _duration(seconds: float | None) -> str:
+    """A run time for the demo table: seconds under a minute, else whole minutes."""
+    if seconds is None:
+        return "-"
+    return f"{seconds:.0f} s" if seconds < 60 else f"{seconds / 60:.0f} min"
+
+
 def describe() -> str:
     """A table of the available demos: default epochs, measured time and what each shows."""
     _load_demo_modules()
@@ -217,7 +224,7 @@ def describe() -> str:
     for name, demo in sorted(EXPERIMENTS.items()):
         measured = timings.get("demos", {}).get(name, {}).get("default_run_s")
         rows.append((name, "-" if demo.epochs is None else str(demo.epochs),
-                     "-" if measured is None else f"{measured / 60:.0f} min", demo.description))
+                     _duration(measured), demo.description))
     header = ("demo", "epochs", "time", "what it shows")
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(3)]
     lines = ["Available demos (course run NAME):"]
