@@ -130,10 +130,15 @@ def check_labels(labels, num_classes: int) -> None:
 
 
 def requested_labels(labels, num_classes: int) -> np.ndarray:
-    """The labels asked of generate(), checked and flattened to integers."""
+    """The labels asked of generate(): a non-empty sequence of integers in [0, num_classes)."""
     labels = np.asarray(labels).reshape(-1)
+    if labels.size and not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(
+            f"generate needs integers as labels, got dtype {labels.dtype}; pass e.g. "
+            "np.arange(3) or labels.astype(int)."
+        )
     check_labels(labels, num_classes)
-    return labels.astype(np.int64)
+    return labels
 
 
 def default_optimizer() -> keras.optimizers.Optimizer:
