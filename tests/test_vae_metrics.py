@@ -40,10 +40,13 @@ def test_importance_weighted_bound_is_at_least_the_elbo(trained_vae):
 
 def test_iwae_with_one_sample_estimates_the_elbo(trained_vae):
     model, images, _ = trained_vae
+    # Both are one-sample Monte-Carlo estimates (a per-image sd of tens of nats): average each
+    # over 50 draws so that their difference is well inside the tolerance.
     one_sample = np.mean(
-        [metrics.marginal_log_likelihood(model, images, n_samples=1, seed=s) for s in range(5)]
+        [metrics.marginal_log_likelihood(model, images, n_samples=1, seed=s) for s in range(50)]
     )
-    assert one_sample == pytest.approx(metrics.elbo(model, images), abs=3.0)
+    elbo = np.mean([metrics.elbo(model, images) for _ in range(50)])
+    assert one_sample == pytest.approx(elbo, abs=3.0)
 
 
 def test_elbo_of_a_conditional_vae_needs_and_uses_labels(trained_vae):
