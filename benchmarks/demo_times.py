@@ -23,6 +23,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from timing import write_json  # benchmarks/timing.py
+
 from course import experiments
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,9 +86,7 @@ def main() -> None:
     for path in (experiments.TIMINGS_FILE, ROOT / "benchmarks" / "results" / "demo_times.json"):
         if path.exists():  # keep the other demos' earlier measurements
             report["demos"] = {**json.loads(path.read_text())["demos"], **results}
-        temporary = path.with_name(f".{path.name}.tmp")
-        temporary.write_text(json.dumps(report, indent=1) + "\n")
-        temporary.replace(path)
+        write_json(path, report)
     print(note)
 
 

@@ -15,16 +15,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import tempfile
 import time
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from timing import write_results  # noqa: E402  (benchmarks/timing.py)
+
 FULL = {"scgan_epochs": 60, "dna_epochs": 30, "n_sequences": 1000, "design_steps": 200}
 QUICK = {"scgan_epochs": 2, "dna_epochs": 2, "n_sequences": 256, "design_steps": 20}
 SEED = 0
@@ -86,11 +84,7 @@ def run(quick: bool = False) -> dict:
     # CPU seconds of this process (all threads): on a shared machine the wall time also counts
     # the time spent waiting for a core.
     results["cpu_s"] = time.process_time() - cpu_start
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / ("gallery_gans.quick.json" if quick else "gallery_gans.json")
-    with tempfile.NamedTemporaryFile("w", dir=RESULTS, suffix=".tmp", delete=False) as handle:
-        json.dump(results, handle, indent=2, default=float)
-    os.replace(handle.name, path)
+    path = write_results(results, "gallery_gans", quick=quick)
     print_table(results)
     print(f"wrote {path}")
     return results

@@ -24,7 +24,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
-from vae import write_json  # noqa: E402  (benchmarks/vae.py)
+from timing import write_json  # noqa: E402  (benchmarks/timing.py)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SCGEN_SEEDS = (0, 1, 2)

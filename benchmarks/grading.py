@@ -20,6 +20,8 @@ import platform
 import tempfile
 from pathlib import Path
 
+from timing import write_json  # benchmarks/timing.py
+
 from course.grading.runner import grade
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,9 +96,7 @@ def main() -> None:
         },
         "rows": rows,
     }
-    temporary = out.with_name(f".{out.name}.tmp")
-    temporary.write_text(json.dumps(record, indent=2))
-    os.replace(temporary, out)
+    write_json(out, record)
     print(f"\n{'lab':>3}  {'case':<32} {'seconds':>8}  points")
     for row in rows:
         print(f"{row['lab']:>3}  {row['case']:<32} {row['seconds']:>8}  {row['points']}")

@@ -12,18 +12,20 @@ import keras
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def write_results(report: dict, name: str, quick: bool = False) -> Path:
-    """Write ``report`` to ``results/NAME.json`` (``NAME.quick.json`` for a quick run) atomically.
-
-    A quick run never replaces the committed full results, and an interrupted run leaves the
-    previous file whole.
-    """
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{name}{'.quick' if quick else ''}.json"
+def write_json(path: Path, data) -> Path:
+    """Write ``data`` as JSON to ``path`` via a temporary file and a rename: an interrupted run
+    leaves the previous file whole. Numpy scalars are written as floats."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(report, indent=2) + "\n")
+    temporary.write_text(json.dumps(data, indent=2, default=float) + "\n")
     os.replace(temporary, path)
     return path
+
+
+def write_results(report: dict, name: str, quick: bool = False) -> Path:
+    """Write ``report`` to ``results/NAME.json`` (``NAME.quick.json`` for a quick run) atomically;
+    a quick run never replaces the committed full results."""
+    return write_json(RESULTS / f"{name}{'.quick' if quick else ''}.json", report)
 
 
 class EpochTimer(keras.callbacks.Callback):

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib.util
-import json
 import os
 import platform
 import time
@@ -30,7 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from timing import EpochTimer  # noqa: E402  (benchmarks/timing.py)
+from timing import EpochTimer, write_json  # noqa: E402  (benchmarks/timing.py)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MNIST_BATCH_SIZE = 128
@@ -162,14 +161,6 @@ VAES = {
     "Poisson VAE (counts), default (128,)": ("poisson", None),
     "Gaussian VAE (log-normalized X), (128,)": ("gaussian", (128,)),
 }
-
-
-def write_json(path: Path, results: dict) -> None:
-    """Write ``results`` atomically (a temporary file renamed over the target)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    temporary.write_text(json.dumps(results, indent=2) + "\n")
-    os.replace(temporary, path)
 
 
 def summarize(runs: list[dict], keys=("knn_accuracy", "ari", "nmi")) -> dict:
