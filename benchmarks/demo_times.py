@@ -5,7 +5,7 @@ metrics.json gives the whole run's wall time and the time of each epoch; the def
 estimated as that total plus the remaining epochs at the last epoch's pace (the first epoch also
 traces the graph). Demos without a default epoch count are run as they are; demos without
 per-epoch times (they train several models) are measured only by a run at their default epochs
-(``--epochs`` equal to it). Results go to ``course/experiments/timings.json`` (read by
+(``--epochs`` equal to it). Results go to ``course/demos/timings.json`` (read by
 ``--list``) and ``benchmarks/results/demo_times.json``, with the machine's core count and load
 average: on a machine shared with other jobs, read the times as upper bounds.
 
@@ -25,7 +25,7 @@ from pathlib import Path
 
 from timing import write_json  # benchmarks/timing.py
 
-from course import experiments
+from course import demos
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTE = (
@@ -37,7 +37,7 @@ NOTE = (
 
 def time_demo(name: str, epochs: int, out: Path) -> dict:
     """Run one demo briefly and estimate its default run time."""
-    demo = experiments.EXPERIMENTS[name]
+    demo = demos.DEMOS[name]
     command = [sys.executable, "-m", "course.cli", "run", name, "--out", str(out)]
     if demo.epochs is not None:
         command += ["--epochs", str(epochs)]
@@ -67,8 +67,8 @@ def main() -> None:
     parser.add_argument("--demos", nargs="*", default=None, help="default: every demo")
     parser.add_argument("--keep", default=None, help="keep each demo's outputs in KEEP/NAME")
     args = parser.parse_args()
-    experiments._load_demo_modules()
-    names = args.demos or sorted(experiments.EXPERIMENTS)
+    demos._load_demo_modules()
+    names = args.demos or sorted(demos.DEMOS)
     load_before = os.getloadavg()
     results = {}
     with tempfile.TemporaryDirectory() as scratch:
@@ -83,7 +83,7 @@ def main() -> None:
     report = {"note": note, "machine": {"platform": platform.platform(),
                                         "cpu_count": os.cpu_count()},
               "demos": results}
-    for path in (experiments.TIMINGS_FILE, ROOT / "benchmarks" / "results" / "demo_times.json"):
+    for path in (demos.TIMINGS_FILE, ROOT / "benchmarks" / "results" / "demo_times.json"):
         if path.exists():  # keep the other demos' earlier measurements
             report["demos"] = {**json.loads(path.read_text())["demos"], **results}
         write_json(path, report)

@@ -36,7 +36,7 @@ SCORES = ("knn_accuracy", "ari", "nmi")
 def one_seed(counts, log_normalized, cell_types, n_types: int, epochs: int, seed: int) -> dict:
     """Train a DGD and an NB VAE with one seed; score them and PCA on the same cells."""
     from course import datasets, metrics
-    from course.experiments import dgd as demo
+    from course.demos import dgd as demo
 
     cell_indices = np.arange(len(counts))
     keras.utils.set_random_seed(seed)

@@ -34,7 +34,7 @@ def single_cells(settings: dict) -> dict:
     import tensorflow as tf
 
     from course import datasets
-    from course.experiments import gan_gallery
+    from course.demos import gan_gallery
 
     keras.utils.set_random_seed(SEED)
     adata = datasets.load_pbmc(source="bundled")
@@ -57,7 +57,7 @@ def sequences(settings: dict) -> dict:
     import keras
     import tensorflow as tf
 
-    from course.experiments import gan_gallery
+    from course.demos import gan_gallery
 
     keras.utils.set_random_seed(SEED)
     start = time.perf_counter()

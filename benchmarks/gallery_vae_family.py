@@ -33,7 +33,7 @@ SCGEN_HELD_OUT = "type_0"
 
 def ldvae(epochs: int) -> dict:
     from course import datasets
-    from course.experiments import vae_family
+    from course.demos import vae_family
 
     adata = datasets.load_pbmc(source="bundled")
     result = vae_family.ldvae_comparison(datasets.counts(adata), np.asarray(adata.var_names),
@@ -44,7 +44,7 @@ def ldvae(epochs: int) -> dict:
 
 def dca(epochs: int) -> dict:
     from course import datasets
-    from course.experiments import vae_family
+    from course.demos import vae_family
 
     counts = datasets.counts(datasets.load_pbmc(source="bundled"))
     result = vae_family.dca_imputation(counts, epochs, seed=0)
@@ -54,7 +54,7 @@ def dca(epochs: int) -> dict:
 
 def scgen(epochs: int, seeds) -> dict:
     from course import datasets
-    from course.experiments import vae_family
+    from course.demos import vae_family
 
     runs = []
     for seed in seeds:

@@ -41,16 +41,16 @@ def _add_run(subparsers) -> None:
 
 
 def _run(args) -> int:
-    from course import experiments, import_tensorflow_quietly
+    from course import demos, import_tensorflow_quietly
 
     if args.list or not args.name:
-        print(experiments.describe())
+        print(demos.describe())
         return 0 if args.list else 2
     # Check the request before TensorFlow starts (seconds) and before anything is written.
-    experiments.check_request(args.name, args.out, args.epochs, args.seed, args.cpu_replicas,
+    demos.check_request(args.name, args.out, args.epochs, args.seed, args.cpu_replicas,
                               args.source)
     import_tensorflow_quietly()
-    experiments.run(
+    demos.run(
         args.name,
         out=args.out,
         epochs=args.epochs,

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import pytest
 
-from course import experiments
+from course import demos
 
 
 def course(*args, cwd=None):
@@ -78,7 +78,7 @@ def fake_demos(monkeypatch):
 
     monkeypatch.setattr(distribute, "get_strategy", lambda *args, **kwargs: tf.distribute
                         .get_strategy())
-    experiments._load_demo_modules()
+    demos._load_demo_modules()
 
     def finish(run):
         run.path("figure.png").write_bytes(b"new figure")
@@ -97,7 +97,7 @@ def fake_demos(monkeypatch):
 
     for name, fn in [("test-finish", finish), ("test-crash", crash),
                      ("test-interrupted", interrupted), ("test-no-report", no_report)]:
-        monkeypatch.setitem(experiments.EXPERIMENTS, name, experiments.Demo(fn, "test", 1))
+        monkeypatch.setitem(demos.DEMOS, name, demos.Demo(fn, "test", 1))
 
 
 def previous_result(folder):
@@ -113,7 +113,7 @@ def test_a_failed_run_leaves_the_previous_result_intact(fake_demos, tmp_path, na
     out = tmp_path / "run"
     previous_result(out)
     with pytest.raises(error):
-        experiments.run(name, out=out, strategy="default")
+        demos.run(name, out=out, strategy="default")
     assert sorted(path.name for path in out.iterdir()) == ["metrics.json", "model.keras"]
     assert (out / "model.keras").read_bytes() == b"previous model"
     assert json.loads((out / "metrics.json").read_text()) == {"previous": True}
@@ -122,17 +122,17 @@ def test_a_failed_run_leaves_the_previous_result_intact(fake_demos, tmp_path, na
 
 def test_a_failed_first_run_leaves_nothing(fake_demos, tmp_path):
     with pytest.raises(RuntimeError):
-        experiments.run("test-crash", out=tmp_path / "run", strategy="default")
+        demos.run("test-crash", out=tmp_path / "run", strategy="default")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_a_complete_run_replaces_the_whole_previous_result(fake_demos, tmp_path):
     out = tmp_path / "run"
     previous_result(out)
-    record = experiments.run("test-finish", out=out, seed=4, strategy="default")
+    record = demos.run("test-finish", out=out, seed=4, strategy="default")
     assert sorted(path.name for path in out.iterdir()) == ["figure.png", "metrics.json"]
     assert json.loads((out / "metrics.json").read_text()) == record
-    assert tuple(record) == experiments.METRICS_KEYS
+    assert tuple(record) == demos.METRICS_KEYS
     assert record["demo"] == "test-finish" and record["seed"] == 4 and record["epochs"] == 1
     assert record["metrics"] == {"score": 1.0} and record["timing"]["total_s"] >= 0
     assert record["versions"]["keras"] == keras.__version__
@@ -150,7 +150,7 @@ def test_the_main_command_writes_model_metrics_and_figures(tmp_path):
     assert "cuInit" not in result.stderr and "absl::InitializeLog" not in result.stderr
     assert result.stderr.count("BundledDataWarning") <= 1
     record = json.loads((out / "metrics.json").read_text())
-    assert tuple(record) == experiments.METRICS_KEYS
+    assert tuple(record) == demos.METRICS_KEYS
     assert record["demo"] == "vae-mnist" and record["epochs"] == 1
     assert record["data"]["n_train"] > 0 and len(record["timing"]["epoch_s"]) == 1
     assert record["metrics"]["test_log_likelihood_iwae"] < 0

@@ -8,7 +8,7 @@ import pytest
 from test_distributed_training import Case, assert_same_training, sgd, train
 
 from course import datasets, likelihoods
-from course.experiments import vae_family
+from course.demos import vae_family
 from course.models import DCA
 
 N_GENES = 30

@@ -11,7 +11,7 @@ from keras import ops
 from test_distributed_training import Case, assert_same_training, sgd, train, zero_noise
 
 from course import datasets, distribute
-from course.experiments import gan_gallery
+from course.demos import gan_gallery
 from course.models import DNAGAN
 
 LENGTH = 16

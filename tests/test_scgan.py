@@ -12,7 +12,7 @@ import tensorflow as tf
 from keras import layers, ops
 
 from course import datasets, distribute
-from course.experiments import gan_gallery
+from course.demos import gan_gallery
 from course.models import ConditionalScGAN, ScGAN
 from course.models.scgan import LibrarySizeNormalization
 from course.models.wgan import WassersteinGAN

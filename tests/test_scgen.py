@@ -8,7 +8,7 @@ import pytest
 from test_distributed_training import Case, assert_same_training, sgd, train, zero_noise
 
 from course import datasets, distribute
-from course.experiments import vae_family
+from course.demos import vae_family
 from course.models import ScGen
 
 N_GENES = 40

@@ -19,7 +19,7 @@ default here. With real data, an AnnData with condition and cell-type columns::
     delta = model.latent_delta(x[train], conditions[train], types[train])
     predicted = model.predict_perturbation(x[(types == "CD4 T") & (conditions == "control")], delta)
 
-(``course.experiments.vae_family.scgen_holdout`` does all of this and scores it.)
+(``course.demos.vae_family.scgen_holdout`` does all of this and scores it.)
 """
 
 from __future__ import annotations

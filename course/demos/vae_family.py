@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from course.experiments import Run, experiment
+from course.demos import Run, demo
 
 BATCH_SIZE = 128
 LEARNING_RATE = 1e-3
@@ -98,7 +98,7 @@ def ldvae_comparison(counts, gene_names, epochs: int, seed: int = 0, strategy=No
             "markers_expected_by_chance": round(chance, 2), "models": trained}
 
 
-@experiment("ldvae-pbmc", "LDVAE (linear decoder) on PBMC counts: top genes per factor, "
+@demo("ldvae-pbmc", "LDVAE (linear decoder) on PBMC counts: top genes per factor, "
                           "test ELBO vs the deep decoder", epochs=200, data="pbmc")
 def ldvae_pbmc(run: Run) -> dict:
     from course import datasets, plots
@@ -185,7 +185,7 @@ def dca_imputation(counts, epochs: int, seed: int = 0, fraction: float = 0.1, st
             "models": {"dca": dca, "nb_vae": vae}, "imputed": imputed, "mask": mask}
 
 
-@experiment("dca-pbmc", "DCA (ZINB count autoencoder) on PBMC: recovery of masked counts vs "
+@demo("dca-pbmc", "DCA (ZINB count autoencoder) on PBMC: recovery of masked counts vs "
                         "the NB VAE and the library-normalized mean", epochs=200, data="pbmc")
 def dca_pbmc(run: Run) -> dict:
     from course import datasets, plots
@@ -264,7 +264,7 @@ def scgen_holdout(adata, held_out: str, epochs: int, seed: int = 0, n_top_genes:
             "r2_top_genes": {k: r_squared(v[top], true_mean[top]) for k, v in predictions.items()}}
 
 
-@experiment("scgen-synthetic", "scGen on synthetic perturbation data: predict a held-out cell "
+@demo("scgen-synthetic", "scGen on synthetic perturbation data: predict a held-out cell "
                                "type's response, R^2 vs two baselines", epochs=100)
 def scgen_synthetic(run: Run) -> dict:
     from course import datasets, plots

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from course.experiments import Run, experiment
+from course.demos import Run, demo
 
 BATCH_SIZE = 128
 LATENT_DIM = 10
@@ -53,11 +53,11 @@ def component_scores(components, cell_types) -> dict:
             "components_used": int(len(np.unique(components)))}
 
 
-@experiment("dgd-pbmc", "Deep Generative Decoder on PBMC counts: components vs cell types, "
+@demo("dgd-pbmc", "Deep Generative Decoder on PBMC counts: components vs cell types, "
             "kNN vs NB VAE and PCA", epochs=200, data="pbmc")
 def dgd_pbmc(run: Run) -> dict:
     from course import datasets, metrics, plots
-    from course.experiments import data_source_name
+    from course.demos import data_source_name
 
     adata = datasets.load_pbmc(source=run.source)
     counts = datasets.counts(adata)

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import json
 
-from course.experiments import Run, experiment
+from course.demos import Run, demo
 
 N_SPLITS = 5
 
-@experiment("landmark-pbmc", "PBMC landmark -> target genes: LandmarkGAN vs ridge, kNN, MLPs "
+@demo("landmark-pbmc", "PBMC landmark -> target genes: LandmarkGAN vs ridge, kNN, MLPs "
                              "and floors, 5 random splits", epochs=200, data="pbmc")
 def landmark_pbmc(run: Run) -> dict:
     from course import datasets, evaluation, plots
-    from course.experiments import data_source_name
+    from course.demos import data_source_name
 
     adata = datasets.load_pbmc(source=run.source)
     predictions: dict = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from course.experiments import Run, experiment
+from course.demos import Run, demo
 
 BATCH_SIZE = 128
 LEARNING_RATE = 1e-3
@@ -22,7 +22,7 @@ def _fit(run: Run, model, data, n_examples: int, epochs: int):
 
 
 def _mnist_data(run: Run, x_train, x_test) -> dict:
-    from course.experiments import data_source_name
+    from course.demos import data_source_name
 
     return {"name": "MNIST", "source": data_source_name("mnist", run.source),
             "n_train": len(x_train), "n_test": len(x_test)}
@@ -30,7 +30,7 @@ def _mnist_data(run: Run, x_train, x_test) -> dict:
 
 # The dense VAE: on the bundled digits it reaches a slightly better test ELBO than the
 # convolutional one in 30 epochs and trains about 8x faster on a CPU (benchmarks/vae.py).
-@experiment("vae-mnist", "VAE with a 2-D latent space on MNIST: manifold, samples, test ELBO/IWAE",
+@demo("vae-mnist", "VAE with a 2-D latent space on MNIST: manifold, samples, test ELBO/IWAE",
             epochs=30, data="mnist")
 def vae_mnist(run: Run) -> dict:
     from course import datasets, metrics, models, plots
@@ -64,7 +64,7 @@ def vae_mnist(run: Run) -> dict:
     )
 
 
-@experiment("cvae-mnist", "Conditional VAE on MNIST: each digit 0-9 on request, label accuracy",
+@demo("cvae-mnist", "Conditional VAE on MNIST: each digit 0-9 on request, label accuracy",
             epochs=30, data="mnist")
 def cvae_mnist(run: Run) -> dict:
     from course import datasets, metrics, models, plots
@@ -101,11 +101,11 @@ def cvae_mnist(run: Run) -> dict:
     )
 
 
-@experiment("vae-pbmc", "Negative-binomial VAE of PBMC counts: latent UMAP, kNN/ARI vs PCA",
+@demo("vae-pbmc", "Negative-binomial VAE of PBMC counts: latent UMAP, kNN/ARI vs PCA",
             epochs=200, data="pbmc")
 def vae_pbmc(run: Run) -> dict:
     from course import datasets, metrics, models, plots
-    from course.experiments import data_source_name
+    from course.demos import data_source_name
 
     adata = datasets.load_pbmc(source=run.source)
     counts = datasets.counts(adata)

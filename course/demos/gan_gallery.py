@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from course.experiments import Run, experiment
+from course.demos import Run, demo
 
 BATCH_SIZE = 64
 N_COMPONENTS = 50  # principal components of the real cells in which cells are compared
@@ -253,11 +253,11 @@ def score_single_cells(counts, labels, gans: dict, seed: int = 0) -> dict:
     return scores
 
 
-@experiment("scgan-pbmc", "scGAN and cscGAN (WGAN-GP, LSN) on PBMC cells vs independent NB genes",
+@demo("scgan-pbmc", "scGAN and cscGAN (WGAN-GP, LSN) on PBMC cells vs independent NB genes",
             epochs=60, data="pbmc")
 def scgan_pbmc(run: Run) -> dict:
     from course import datasets, plots
-    from course.experiments import data_source_name
+    from course.demos import data_source_name
 
     adata = datasets.load_pbmc(source=run.source)
     counts = datasets.counts(adata)
@@ -313,7 +313,7 @@ def dna_gallery(n_sequences: int, length: int, epochs: int, strategy, seed: int 
     }
 
 
-@experiment("dnagan-synthetic", "DNA-GAN (WGAN-GP) on sequences with a planted motif; design by "
+@demo("dnagan-synthetic", "DNA-GAN (WGAN-GP) on sequences with a planted motif; design by "
             "activation maximization", epochs=30)
 def dnagan_synthetic(run: Run) -> dict:
     from course import datasets, plots

@@ -1,6 +1,6 @@
 """Named end-to-end demos behind ``course run NAME``.
 
-Each demo is a function registered with :func:`experiment`. It receives a :class:`Run` (output
+Each demo is a function registered with :func:`demo`. It receives a :class:`Run` (output
 folder, epochs, seed, strategy, data source) and returns ``run.report(...)``: the one schema of
 ``metrics.json`` shared by every demo (see :data:`METRICS_KEYS` and the README).
 
@@ -42,10 +42,10 @@ class Demo:
     data: str | None = None
 
 
-EXPERIMENTS: dict[str, Demo] = {}
+DEMOS: dict[str, Demo] = {}
 
 
-def experiment(name: str, description: str, epochs: int | None = None, data: str | None = None):
+def demo(name: str, description: str, epochs: int | None = None, data: str | None = None):
     """Register a demo function ``fn(run: Run) -> dict`` under ``name``.
 
     Args:
@@ -57,7 +57,7 @@ def experiment(name: str, description: str, epochs: int | None = None, data: str
         raise ValueError(f"data must be one of {', '.join(DATA_SOURCES)}, got {data!r}.")
 
     def register(fn):
-        EXPERIMENTS[name] = Demo(fn, description, epochs, data)
+        DEMOS[name] = Demo(fn, description, epochs, data)
         return fn
 
     return register
@@ -197,7 +197,7 @@ def data_source_name(data: str, source: str) -> str:
 
 
 def _load_demo_modules() -> None:
-    """Import every module of this package: each registers its demos with @experiment."""
+    """Import every module of this package: each registers its demos with @demo."""
     import importlib
     import pkgutil
 
@@ -221,7 +221,7 @@ def describe() -> str:
     _load_demo_modules()
     timings = _timings()
     rows = []
-    for name, demo in sorted(EXPERIMENTS.items()):
+    for name, demo in sorted(DEMOS.items()):
         measured = timings.get("demos", {}).get(name, {}).get("default_run_s")
         rows.append((name, "-" if demo.epochs is None else str(demo.epochs),
                      _duration(measured), demo.description))
@@ -249,7 +249,7 @@ def check_request(
         ValueError: naming the bad argument and what to pass instead.
     """
     _load_demo_modules()
-    if name not in EXPERIMENTS:
+    if name not in DEMOS:
         raise ValueError(f"Unknown demo {name!r}. {describe()}")
     if epochs is not None and epochs < 1:
         raise ValueError(f"--epochs must be at least 1, got {epochs}.")
@@ -257,7 +257,7 @@ def check_request(
         raise ValueError(f"--seed must be a non-negative integer, got {seed}.")
     if cpu_replicas is not None and cpu_replicas < 1:
         raise ValueError(f"--cpu-replicas must be at least 1, got {cpu_replicas}.")
-    data = EXPERIMENTS[name].data
+    data = DEMOS[name].data
     if data is not None and source not in DATA_SOURCES[data]:
         raise ValueError(
             f"Unknown --source {source!r} for {name}, which loads {data.upper()}: choose "
@@ -292,7 +292,7 @@ def run(
     strategy_object = distribute.get_strategy(strategy, cpu_replicas=cpu_replicas)
     keras.utils.set_random_seed(seed)
     keras.config.set_dtype_policy("mixed_float16" if mixed_precision else "float32")
-    demo = EXPERIMENTS[name]
+    demo = DEMOS[name]
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial",
                                     dir=target.parent))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from course.experiments import Run, experiment
+from course.demos import Run, demo
 
 BATCH_SIZE = 64
 
@@ -36,7 +36,7 @@ def _fit_gan(run: Run, model, data, n_examples: int, epochs: int, monitor_every:
 
 def _report(run: Run, history, n_train: int, scores: dict) -> dict:
     """metrics.json of a GAN demo: final losses and the scores of the generated digits."""
-    from course.experiments import data_source_name
+    from course.demos import data_source_name
 
     final_losses = {f"final_{key}": history.history[key][-1] for key in ("d_loss", "g_loss")}
     return run.report(
@@ -47,7 +47,7 @@ def _report(run: Run, history, n_train: int, scores: dict) -> dict:
     )
 
 
-@experiment("gan-mnist", "Convolutional GAN on MNIST digits: samples over training, digit scores",
+@demo("gan-mnist", "Convolutional GAN on MNIST digits: samples over training, digit scores",
             epochs=20, data="mnist")
 def gan_mnist(run: Run) -> dict:
     from course import datasets, models, plots
@@ -66,7 +66,7 @@ def gan_mnist(run: Run) -> dict:
     return _report(run, history, len(x_train), scores)
 
 
-@experiment("cgan-mnist", "Conditional GAN on MNIST: one row per requested digit, label accuracy",
+@demo("cgan-mnist", "Conditional GAN on MNIST: one row per requested digit, label accuracy",
             epochs=20, data="mnist")
 def cgan_mnist(run: Run) -> dict:
     from course import datasets, models, plots
