@@ -126,10 +126,10 @@ def test_nan_input_to_fit_is_a_clear_value_error(where):
     poisoned[where][3, 1] = np.nan
     validation = (poisoned["validation"], validation[1])
     gan, mlp = compiled_models()
-    with pytest.raises(ValueError, match="fit: the input contains 1 NaN"):
+    with pytest.raises(ValueError, match="contains 1 NaN"):
         gan.fit((poisoned["landmarks"], poisoned["targets"]), validation_data=validation,
                 verbose=0)
-    with pytest.raises(ValueError, match="fit: the input contains 1 NaN"):
+    with pytest.raises(ValueError, match="contains 1 NaN"):
         mlp.fit(poisoned["landmarks"], poisoned["targets"], validation_data=validation,
                 verbose=0)
 

@@ -37,7 +37,7 @@ import tensorflow_probability as tfp
 from keras import ops
 
 from course import distribute, likelihoods, networks
-from course.models.gan import split_pair
+from course.models.validation import split_pair
 
 tfd = tfp.distributions
 PREDICT_BATCH_SIZE = 512

@@ -18,25 +18,8 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from course.models.gan import input_arrays
+from course.models.validation import check_one_hot, input_arrays
 from course.models.wgan import WassersteinGAN
-
-
-def check_one_hot(sequences, what: str = "The sequences") -> None:
-    """Refuse arrays that are not one-hot DNA of shape (n, length, 4) (rows summing to 1)."""
-    sequences = np.asarray(sequences, dtype=np.float64)
-    if sequences.ndim != 3 or sequences.shape[-1] != 4:
-        raise ValueError(
-            f"{what} must be one-hot DNA of shape (n, length, 4), got {sequences.shape}. Encode "
-            "them as in datasets.synthetic_sequences (columns A, C, G, T)."
-        )
-    if not np.all(np.isfinite(sequences)) or sequences.min() < 0 or not np.allclose(
-        sequences.sum(axis=-1), 1.0
-    ):
-        raise ValueError(
-            f"{what} are not one-hot (or base probabilities): every position needs "
-            "non-negative values over A, C, G, T that sum to 1."
-        )
 
 
 def motif_classifier(sequence_length: int, filters: int = 16, kernel_size: int = 9):
@@ -124,8 +107,8 @@ class DNAGAN(WassersteinGAN):
         score = layers.Dense(1, dtype="float32", name="score")(x)
         return keras.Model(sequences, score, name="critic")
 
-    def _check_arrays(self, x, y) -> None:
-        arrays = input_arrays(x, y)
+    def check_arrays(self, *values) -> None:
+        arrays = input_arrays(*values)
         if arrays:
             check_one_hot(arrays[0])
 

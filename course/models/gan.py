@@ -19,6 +19,14 @@ import tensorflow as tf
 from keras import layers, ops
 
 from course import distribute, networks
+from course.models.validation import (
+    CheckedInputs,
+    check_labels,
+    check_shape,
+    input_arrays,
+    requested_labels,
+    split_pair,
+)
 
 GENERATOR_LOSSES = ("non_saturating", "saturating")
 
@@ -50,103 +58,12 @@ def generator_loss(fake_logits, kind: str = "non_saturating"):
     return -ops.mean(binary_crossentropy_from_logits(0.0, fake_logits))
 
 
-def split_pair(data, missing: str = ""):
-    """(first, second) from a batch given as ``(a, b)``, ``((a, b),)`` or ``x=a, y=b``.
-
-    Args:
-        missing: the error message when the batch holds one thing only (a default otherwise).
-    """
-    x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
-    if y is None and isinstance(x, (tuple, list)) and len(x) == 2:
-        x, y = x
-    if y is None:
-        raise ValueError(
-            missing
-            or "This model trains on pairs: pass fit((first, second)), fit(first, second) or a "
-            "dataset of (first, second) batches."
-        )
-    return x, y
-
-
-def check_shape(tensor, expected: tuple[int, ...], what: str):
-    """Return ``tensor`` after checking that its per-example shape is ``expected``.
-
-    The check reads the static shape when ``fit`` traces its step. A model retraced for new
-    data sees relaxed shapes such as (64, None), which pass; TensorFlow then reports the
-    mismatch itself (a graph-side assertion does not help: even behind a control dependency,
-    TF 2.21 reports the matmul's shape error instead of the failed assertion).
-    """
-    got = tuple(tensor.shape[1:])
-    message = (
-        f"{what} must have shape (batch, {', '.join(map(str, expected))}) to match the model, "
-        f"got (batch, {', '.join(map(str, got))}). Reshape the data or build the model with "
-        "the data's shape."
-    )
-    if len(got) != len(expected) or any(g is not None and g != e for g, e in zip(got, expected)):
-        raise ValueError(message)
-    return tensor
-
-
-def input_arrays(x, y) -> list:
-    """The in-memory arrays among fit's ``x`` (an array or a tuple of arrays) and ``y``."""
-    arrays = (np.ndarray, tf.Tensor)
-    # A list of arrays holds several inputs; a list of numbers is one array.
-    several = isinstance(x, tuple) or (
-        isinstance(x, list) and all(isinstance(a, arrays) for a in x)
-    )
-    candidates = [*x] if several else [x]
-    candidates.append(y)
-    return [a for a in candidates if isinstance(a, (*arrays, list))]
-
-
-def check_finite(array, what: str = "The data") -> None:
-    """Refuse an array with NaN or infinite values (they would train every weight to NaN)."""
-    array = np.asarray(array)
-    if np.issubdtype(array.dtype, np.number) and not np.all(np.isfinite(array)):
-        bad = int(array.size - np.count_nonzero(np.isfinite(array)))
-        raise ValueError(
-            f"{what} contains {bad} NaN or infinite values; remove or impute them first."
-        )
-
-
-def check_labels(labels, num_classes: int) -> None:
-    """Refuse class labels that are not integers in [0, num_classes)."""
-    labels = np.asarray(labels)
-    if labels.size == 0:
-        raise ValueError("The labels are empty.")
-    if not np.issubdtype(labels.dtype, np.number) or not np.all(np.isfinite(labels)) or np.any(
-        labels != np.round(labels)
-    ):
-        raise ValueError(
-            "The labels must be integer class indices; convert them, e.g. with "
-            "datasets.labels(adata) or np.unique(names, return_inverse=True)[1]."
-        )
-    if labels.min() < 0 or labels.max() >= num_classes:
-        raise ValueError(
-            f"The labels must be in [0, {num_classes}) for num_classes={num_classes}, got "
-            f"values from {labels.min():g} to {labels.max():g}. Relabel the data or build the "
-            "model with more classes."
-        )
-
-
-def requested_labels(labels, num_classes: int) -> np.ndarray:
-    """The labels asked of generate(): a non-empty sequence of integers in [0, num_classes)."""
-    labels = np.asarray(labels).reshape(-1)
-    if labels.size and not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(
-            f"generate needs integers as labels, got dtype {labels.dtype}; pass e.g. "
-            "np.arange(3) or labels.astype(int)."
-        )
-    check_labels(labels, num_classes)
-    return labels
-
-
 def default_optimizer() -> keras.optimizers.Optimizer:
     """Adam(2e-4, beta_1=0.5): the DCGAN setting, stable for both players."""
     return keras.optimizers.Adam(learning_rate=2e-4, beta_1=0.5)
 
 
-class AdversarialModel(keras.Model):
+class AdversarialModel(CheckedInputs, keras.Model):
     """Base of the two-player models: a ``compile`` that takes one optimizer per player.
 
     Subclasses create ``self.generator`` and ``self.discriminator`` (functional models) in
@@ -197,25 +114,6 @@ class AdversarialModel(keras.Model):
         d_optimizer = keras.saving.deserialize_keras_object(config.pop("d_optimizer"))
         g_optimizer = keras.saving.deserialize_keras_object(config.pop("g_optimizer"))
         self.compile(d_optimizer=d_optimizer, g_optimizer=g_optimizer, **config)
-
-    def _check_arrays(self, x, y) -> None:
-        """Check in-memory inputs before fit/evaluate/predict (a tf.data pipeline is not read)."""
-        for array in input_arrays(x, y):
-            check_finite(array)
-
-    def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
-        self._check_arrays(x, y)
-        if validation_data is not None:
-            self._check_arrays(validation_data, None)
-        return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
-
-    def evaluate(self, x=None, y=None, *args, **kwargs):
-        self._check_arrays(x, y)
-        return super().evaluate(x, y, *args, **kwargs)
-
-    def predict(self, x, *args, **kwargs):
-        self._check_arrays(x, None)
-        return super().predict(x, *args, **kwargs)
 
     def _update_trackers(self, **values) -> dict:
         for tracker in self.metrics:
@@ -451,9 +349,9 @@ class ConditionalGAN(GAN):
         data, labels = inputs
         return self.discriminator([data, self._one_hot(labels)], training=training)
 
-    def _check_arrays(self, x, y) -> None:
-        super()._check_arrays(x, y)
-        arrays = input_arrays(x, y)
+    def check_arrays(self, *values) -> None:
+        super().check_arrays(*values)
+        arrays = input_arrays(*values)
         if len(arrays) == 2:
             check_labels(arrays[1], self.num_classes)
 

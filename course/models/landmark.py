@@ -27,13 +27,8 @@ import tensorflow as tf
 from keras import layers, ops
 
 from course import distribute, networks
-from course.models.gan import (
-    AdversarialModel,
-    check_shape,
-    discriminator_loss,
-    generator_loss,
-    split_pair,
-)
+from course.models.gan import AdversarialModel, discriminator_loss, generator_loss
+from course.models.validation import CheckedInputs, check_finite, check_shape, split_pair
 
 RECONSTRUCTIONS = ("mse", "l1", "huber")
 
@@ -50,43 +45,8 @@ def reconstruction_error(predicted, targets, kind: str = "mse"):
     return ops.mean(ops.where(absolute < 1.0, 0.5 * ops.square(error), absolute - 0.5))
 
 
-def check_finite_inputs(what: str, *values) -> None:
-    """Raise a ValueError if any array in ``values`` (nested tuples allowed) has NaN or inf.
-
-    Datasets and generators pass unchecked: only in-memory arrays can be checked up front.
-    """
-    for value in keras.tree.flatten([v for v in values if v is not None]):
-        if isinstance(value, (np.ndarray, list, tf.Tensor)):
-            array = np.asarray(value)
-            if np.issubdtype(array.dtype, np.number) and not np.all(np.isfinite(array)):
-                bad = int(array.size - np.count_nonzero(np.isfinite(array)))
-                raise ValueError(
-                    f"{what}: the input contains {bad} NaN or infinite values. Remove or "
-                    "impute them (e.g. with the training mean) before calling the model."
-                )
-
-
-class FiniteInputs:
-    """Mixin for regressors: ``fit``, ``evaluate`` and ``predict`` refuse NaN arrays up front.
-
-    Without it a NaN in the data silently turns every weight into NaN.
-    """
-
-    def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
-        check_finite_inputs("fit", x, y, validation_data)
-        return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
-
-    def evaluate(self, x=None, y=None, *args, **kwargs):
-        check_finite_inputs("evaluate", x, y)
-        return super().evaluate(x, y, *args, **kwargs)
-
-    def predict(self, x, *args, **kwargs):
-        check_finite_inputs("predict", x)
-        return super().predict(x, *args, **kwargs)
-
-
 @keras.saving.register_keras_serializable(package="course")
-class LandmarkGAN(FiniteInputs, AdversarialModel):
+class LandmarkGAN(AdversarialModel):
     """A conditional GAN whose generator predicts target genes from landmark genes plus noise.
 
     Args:
@@ -266,7 +226,7 @@ class LandmarkGAN(FiniteInputs, AdversarialModel):
                 f"landmarks must have shape (n_cells, {self.n_landmarks}), got "
                 f"{landmarks.shape}. Pass the standardized landmark genes of the split."
             )
-        check_finite_inputs("LandmarkGAN", landmarks)
+        check_finite(landmarks, "The landmarks")
         return landmarks
 
     def predict(self, landmarks, batch_size: int = 256, verbose="auto", **kwargs) -> np.ndarray:
@@ -294,7 +254,7 @@ def check_sizes(**sizes: int) -> None:
 
 
 @keras.saving.register_keras_serializable(package="course")
-class MLPRegressor(FiniteInputs, keras.Model):
+class MLPRegressor(CheckedInputs, keras.Model):
     """The D-GEX baseline: an MLP (tanh hidden layers, linear output) from landmarks to targets.
 
     Train it with the standard ``compile(optimizer, loss="mse")`` and ``fit(landmarks, targets)``.

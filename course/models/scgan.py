@@ -19,7 +19,8 @@ import numpy as np
 from keras import layers, ops
 
 from course import networks
-from course.models.gan import (
+from course.models.validation import (
+    check_counts,
     check_labels,
     check_shape,
     input_arrays,
@@ -43,22 +44,6 @@ class LibrarySizeNormalization(layers.Layer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "library_size": self.library_size}
-
-
-def check_counts(counts, what: str = "counts") -> None:
-    """Refuse arrays with NaN, infinite or negative values, or cells without any counts."""
-    counts = np.asarray(counts, dtype=np.float64)
-    if counts.ndim != 2:
-        raise ValueError(f"{what} must be a (cells, genes) matrix, got shape {counts.shape}.")
-    if not np.all(np.isfinite(counts)):
-        raise ValueError(f"{what} contains NaN or infinite values; remove or impute them first.")
-    if counts.min() < 0:
-        raise ValueError(
-            f"{what} has negative values: scGAN needs raw (or library-size normalized) counts, "
-            "not log-transformed or scaled data. Pass datasets.counts(adata)."
-        )
-    if np.any(counts.sum(axis=1) == 0):
-        raise ValueError(f"{what} has cells without any counts; filter them out first.")
 
 
 @keras.saving.register_keras_serializable(package="course")
@@ -154,8 +139,8 @@ class ScGAN(WassersteinGAN):
         counts, condition = super()._unpack(data, what)
         return self.normalize(counts), condition
 
-    def _check_arrays(self, x, y) -> None:
-        arrays = input_arrays(x, y)
+    def check_arrays(self, *values) -> None:
+        arrays = input_arrays(*values)
         if arrays:
             check_counts(arrays[0], "The counts")
 
@@ -192,9 +177,9 @@ class ConditionalScGAN(ScGAN):
         return self.discriminator([self.normalize(counts), self._one_hot(labels)],
                                   training=training)
 
-    def _check_arrays(self, x, y) -> None:
-        super()._check_arrays(x, y)
-        arrays = input_arrays(x, y)
+    def check_arrays(self, *values) -> None:
+        super().check_arrays(*values)
+        arrays = input_arrays(*values)
         if len(arrays) == 2:
             check_labels(arrays[1], self.num_classes)
 
