@@ -173,6 +173,48 @@ def test_synthetic_counts_rejects_empty_shapes():
         datasets.synthetic_counts(n_cells=0)
 
 
+# Same seed, same data: values recorded from the generators (numpy's PCG64 streams) so that a
+# rewrite of the code that draws them cannot silently change what the labs and tests see.
+
+
+def test_synthetic_counts_same_seed_gives_the_recorded_counts():
+    adata = datasets.synthetic_counts(n_cells=4, n_genes=5, n_cell_types=2, seed=7)
+    np.testing.assert_array_equal(
+        adata.layers["counts"],
+        [[470, 679, 238, 57, 211], [286, 242, 117, 49, 134], [416, 482, 90, 38, 281],
+         [180, 545, 240, 42, 101]],
+    )
+    assert list(adata.obs["cell_type"]) == ["type_1"] * 4
+
+
+def test_synthetic_perturbation_same_seed_gives_the_recorded_cells_and_response():
+    adata = datasets.synthetic_perturbation(
+        n_cells=6, n_genes=6, n_cell_types=2, n_response_genes=1, seed=3
+    )
+    np.testing.assert_array_equal(
+        adata.layers["counts"],
+        [[169, 2, 101, 53, 202, 201], [92, 4, 33, 1004, 438, 44], [55, 5, 23, 2732, 41, 83],
+         [173, 7, 41, 1307, 1057, 69], [115, 5, 130, 1298, 85, 33],
+         [1314, 14, 52, 72, 471, 134]],
+    )
+    assert list(adata.obs["condition"]) == ["control", "stimulated"] * 3
+    assert list(adata.obs["cell_type"]) == ["type_1"] + ["type_0"] * 4 + ["type_1"]
+    np.testing.assert_allclose(
+        adata.uns["true_log_fold_change"],
+        [[-0.2060, -0.2060, -0.8991, -0.2060, 1.7109, -0.2060],
+         [-0.1913, -0.1913, -0.8844, -0.1913, 0.9012, -0.1913]],
+        atol=1e-4,
+    )
+
+
+def test_synthetic_sequences_same_seed_gives_the_recorded_sequences():
+    sequences, has_motif = datasets.synthetic_sequences(n_sequences=6, length=12, seed=2)
+    assert has_motif.tolist() == [0, 0, 0, 1, 0, 0]
+    spelled = ["".join(datasets.DNA_BASES[i] for i in row.argmax(-1)) for row in sequences]
+    assert spelled == ["TCACCTCACGTG", "TATAGCAGCGCA", "GCGGTCAGTTTG", "GGGACTCTCCTT",
+                       "TCTTACGGGACA", "TACTGGCTGGCC"]
+
+
 # Landmark split ---------------------------------------------------------------------------------
 
 
@@ -208,6 +250,23 @@ def test_landmarks_are_the_most_variable_training_genes_and_disjoint_from_target
     variance = pbmc.X[split.train_index].var(axis=0)
     chosen = np.isin(pbmc.var_names, split.landmark_genes)
     assert variance[chosen].min() >= variance[~chosen].max()
+
+
+def test_landmark_split_same_seed_gives_the_recorded_genes_cells_and_values(pbmc):
+    split = datasets.landmark_split(pbmc, n_landmarks=3, n_targets=4, seed=5)
+    assert split.landmark_genes == ["CST3", "LYZ", "HLA-DRA"]
+    assert split.target_genes == ["AIF1", "HLA-DPB1", "LST1", "TYROBP"]
+    assert split.train_index[:5].tolist() == [0, 1, 2, 3, 4]
+    assert split.val_index[:3].tolist() == [5, 24, 27]
+    assert split.test_index[:3].tolist() == [13, 15, 42]
+    np.testing.assert_allclose(split.x_train[0], [0.80588, 0.51964, 0.58666], atol=1e-4)
+    np.testing.assert_allclose(split.y_test[0], [-1.11051, 0.55251, 0.18193, -1.14270], atol=1e-4)
+    np.testing.assert_allclose(
+        split.mean, [3.13805, 2.79215, 4.02250, 2.63105, 3.69193, 2.65147, 2.61182], atol=1e-4
+    )
+    np.testing.assert_allclose(
+        split.scale, [2.72933, 2.65093, 2.48445, 2.36922, 2.32209, 2.29851, 2.28566], atol=1e-4
+    )
 
 
 def test_landmark_split_accepts_named_landmarks(pbmc):
