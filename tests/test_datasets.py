@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def offline(monkeypatch, tmp_path):
     """No network and an empty cache folder."""
     monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(datasets, "network_available", lambda *args, **kwargs: False)
+    # The loaders look the probe up in the cache module (course/datasets/cache.py).
+    monkeypatch.setattr(datasets.cache, "network_available", lambda *args, **kwargs: False)
     return tmp_path / "cache"
 
 
@@ -171,6 +172,12 @@ def test_synthetic_counts_are_reproducible_integer_counts_with_known_cell_types(
 def test_synthetic_counts_rejects_empty_shapes():
     with pytest.raises(ValueError, match="n_cells must be at least 1"):
         datasets.synthetic_counts(n_cells=0)
+
+
+@pytest.mark.parametrize("size", ["n_cells", "n_cell_types"])
+def test_synthetic_perturbation_rejects_empty_shapes(size):
+    with pytest.raises(ValueError, match=f"{size} must be at least 1"):
+        datasets.synthetic_perturbation(**{size: 0})
 
 
 # Same seed, same data: values recorded from the generators (numpy's PCG64 streams) so that a
