@@ -185,7 +185,7 @@ def landmark_gan(split, seed: int, epochs: int) -> dict:
     model.compile()
     fit_on_split(model, split, epochs, seed, monitor="val_reconstruction_loss")
     return {"LandmarkGAN": model.predict(split.x_test, verbose=0),
-            "LandmarkGAN (one sample)": model.sample(split.x_test, seed=seed)}
+            "LandmarkGAN (one sample)": model.generate(split.x_test, seed=seed)}
 
 
 PREDICTORS: dict[str, Callable] = {

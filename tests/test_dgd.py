@@ -163,7 +163,7 @@ def test_output_shapes(cells, trained):
     assert model.get_representations().shape == (N_CELLS, LATENT_DIM)
     assert model((counts[:5], np.arange(5))).shape == (5, N_GENES)
     assert model.decode(np.zeros((7, LATENT_DIM))).shape == (7, N_GENES)
-    assert model.sample(9).shape == (9, N_GENES)
+    assert model.generate(9).shape == (9, N_GENES)
     components = model.assign_components(model.get_representations())
     assert components.shape == (N_CELLS,) and set(components) <= set(range(N_COMPONENTS))
     assert model.infer(counts[:6], steps=3).shape == (6, LATENT_DIM)

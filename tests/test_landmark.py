@@ -73,10 +73,10 @@ def test_prediction_is_deterministic_and_samples_follow_their_seed():
     prediction = model.predict(landmarks)
     assert isinstance(prediction, np.ndarray) and prediction.shape == (10, N_TARGETS)
     np.testing.assert_array_equal(prediction, model.predict(landmarks))
-    sample = model.sample(landmarks, seed=1)
+    sample = model.generate(landmarks, seed=1)
     assert sample.shape == prediction.shape and not np.allclose(sample, prediction)
-    np.testing.assert_array_equal(sample, model.sample(landmarks, seed=1))
-    assert not np.allclose(sample, model.sample(landmarks, seed=2))
+    np.testing.assert_array_equal(sample, model.generate(landmarks, seed=1))
+    assert not np.allclose(sample, model.generate(landmarks, seed=2))
 
 
 def test_save_and_load_keeps_config_both_optimizers_and_predictions(tmp_path):
@@ -143,7 +143,7 @@ def test_nan_input_to_evaluate_and_predict_is_a_clear_value_error():
         with pytest.raises(ValueError, match="NaN or infinite"):
             model.predict(landmarks, verbose=0)
     with pytest.raises(ValueError, match="NaN or infinite"):
-        compiled_models()[0].sample(landmarks)
+        compiled_models()[0].generate(landmarks)
 
 
 def test_neither_model_uses_dropout():

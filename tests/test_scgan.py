@@ -53,12 +53,15 @@ class LinearCritic(WassersteinGAN):
     """A WGAN-GP whose critic is D(x) = w . x, whose input gradient is w everywhere."""
 
     def __init__(self, weight_norm: float):
-        super().__init__()
         self.data_shape, self.latent_dim = (3,), 2
-        self.generator = keras.Sequential([keras.Input((2,)), layers.Dense(3)])
-        self.discriminator = keras.Sequential([keras.Input((3,)), layers.Dense(1, use_bias=False)])
+        super().__init__(n_critic=1, gp_weight=10.0, seed=0)
         self.discriminator.set_weights([np.array([[weight_norm], [0.0], [0.0]], "float32")])
-        self._finish_init(n_critic=1, gp_weight=10.0, seed=0)
+
+    def _build_generator(self):
+        return keras.Sequential([keras.Input((2,)), layers.Dense(3)])
+
+    def _build_critic(self):
+        return keras.Sequential([keras.Input((3,)), layers.Dense(1, use_bias=False)])
 
 
 @pytest.mark.parametrize("weight_norm, penalty", [(1.0, 0.0), (2.0, 1.0), (0.5, 0.25)])

@@ -27,15 +27,35 @@ import tensorflow as tf
 from keras import ops
 
 from course import distribute, likelihoods, networks
+from course.models.base import Configurable
 from course.models.vae import _in_batches
+from course.models.validation import (
+    CheckedInputs,
+    assert_batch,
+    at_least,
+    check_shape,
+    finite_batch,
+    input_arrays,
+)
 
 # DCA clips the mean to [1e-5, 1e6] and the inverse dispersion to [1e-4, 1e4].
 LOG_MEAN_RANGE = (float(np.log(1e-5)), float(np.log(1e6)))
 THETA_RANGE = (1e-4, 1e4)
 
 
+def raw_count_batch(counts, n_genes: int):
+    """A batch of counts after checking, in the step, its shape (batch, n_genes) and that it
+    holds raw counts: finite, non-negative integers (what the count likelihoods need)."""
+    counts = ops.convert_to_tensor(counts)
+    counts = finite_batch(check_shape(counts, (n_genes,), "The counts"), "The counts")
+    raw = ops.logical_and(ops.greater_equal(counts, 0), ops.equal(counts, ops.round(counts)))
+    assert_batch(raw, "The counts have negative or non-integer values: count likelihoods need raw "
+                 "integer counts, e.g. course.datasets.counts(adata), not log-normalized X.")
+    return counts
+
+
 @keras.saving.register_keras_serializable(package="course")
-class DCA(keras.Model):
+class DCA(Configurable, CheckedInputs, keras.Model):
     """Deep count autoencoder (Eraslan et al., Nat Commun 2019); see the module docstring.
 
     Args:
@@ -51,8 +71,10 @@ class DCA(keras.Model):
         super().__init__(**kwargs)
         self.n_genes, self.latent_dim = int(n_genes), int(latent_dim)
         self.hidden_units = tuple(int(units) for units in hidden_units)
-        if self.n_genes < 1 or self.latent_dim < 1 or min(self.hidden_units, default=1) < 1:
-            raise ValueError("n_genes, latent_dim and every entry of hidden_units must be >= 1.")
+        for name, size in (("n_genes", n_genes), ("latent_dim", latent_dim)):
+            at_least(name, size)
+        if self.hidden_units:
+            at_least("hidden_units", self.hidden_units)
         self.batch_norm = bool(batch_norm)
         self.encoder, self.decoder = self._build_encoder(), self._build_decoder()
         # Set by fit() from the training cells, saved with the model.
@@ -66,10 +88,6 @@ class DCA(keras.Model):
     def _statistic(self, shape, value, name):
         return self.add_weight(shape=shape, initializer=keras.initializers.Constant(value),
                                trainable=False, name=name)
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "n_genes": self.n_genes, "latent_dim": self.latent_dim,
-                "hidden_units": self.hidden_units, "batch_norm": self.batch_norm}
 
     @property
     def metrics(self):
@@ -118,7 +136,7 @@ class DCA(keras.Model):
         return -ops.sum(log_likelihood, axis=-1)
 
     def train_step(self, data):
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        x = self.check_batch(keras.utils.unpack_x_y_sample_weight(data)[0])
         with tf.GradientTape() as tape:
             # No sampling and no KL: the per-cell ZINB negative log-likelihood is the loss.
             reconstruction_loss = self.reconstruction_loss(x, training=True)
@@ -132,15 +150,28 @@ class DCA(keras.Model):
         return {"loss": self.loss_tracker.result()}
 
     def test_step(self, data):
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        x = self.check_batch(keras.utils.unpack_x_y_sample_weight(data)[0])
         self.loss_tracker.update_state(ops.mean(self.reconstruction_loss(x)))
         return {"loss": self.loss_tracker.result()}
 
     def call(self, x, training=False):
         """The denoised expression ``mu`` of raw counts ``x``."""
-        return self.zinb_parameters(x, training)[0]
+        return self.zinb_parameters(self.check_batch(x), training)[0]
 
     # Data ---------------------------------------------------------------------------------------
+
+    def check_batch(self, x):
+        """A batch of raw counts after checking, in the step, that every cell has some counts
+        (a tf.data input is checked batch by batch)."""
+        x = raw_count_batch(x, self.n_genes)
+        assert_batch(ops.greater(ops.sum(x, axis=-1), 0),
+                     "Some cells have no counts at all; remove them before DCA.")
+        return x
+
+    def check_arrays(self, *values) -> None:
+        arrays = input_arrays(*values)
+        if arrays:
+            self.check_inputs(arrays[0])
 
     def check_inputs(self, x) -> np.ndarray:
         """``x`` as float32 raw counts of shape (n_cells, n_genes), or a clear ValueError."""

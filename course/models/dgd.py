@@ -37,7 +37,16 @@ import tensorflow_probability as tfp
 from keras import ops
 
 from course import distribute, likelihoods, networks
-from course.models.validation import split_pair
+from course.models.base import Configurable
+from course.models.dca import raw_count_batch
+from course.models.validation import (
+    CheckedInputs,
+    assert_batch,
+    at_least,
+    input_arrays,
+    require,
+    split_pair,
+)
 
 tfd = tfp.distributions
 PREDICT_BATCH_SIZE = 512
@@ -80,7 +89,7 @@ def split_batch(data):
 
 
 @keras.saving.register_keras_serializable(package="course")
-class DGD(keras.Model):
+class DGD(Configurable, CheckedInputs, keras.Model):
     """The Deep Generative Decoder of Schuster & Krogh (2023) for single-cell counts.
 
     See the module docstring for the objective. Fit it on the raw counts of the training cells
@@ -94,7 +103,7 @@ class DGD(keras.Model):
         n_components: number of Gaussian components of the prior (e.g. the number of cell types).
         hidden_units: widths of the decoder's Dense layers.
         component_scale: typical standard deviation of a component (the hyperprior's centre).
-        seed: seed of the initial representations and mixture means, and of :meth:`sample`.
+        seed: seed of the initial representations and mixture means, and of :meth:`generate`.
     """
 
     def __init__(
@@ -109,44 +118,42 @@ class DGD(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        for name, size in (("n_genes", n_genes), ("n_cells", n_cells), ("latent_dim", latent_dim),
+                           ("n_components", n_components), ("hidden_units", hidden_units)):
+            at_least(name, size)
+        require(component_scale > 0, f"component_scale must be positive, got {component_scale}.")
+        require(keras.config.dtype_policy().name == "float32",
+                "The DGD trains in float32: its representation optimizer is not covered by "
+                "mixed-precision loss scaling. Call keras.config.set_dtype_policy('float32').")
         self.n_genes, self.n_cells = int(n_genes), int(n_cells)
         self.latent_dim, self.n_components = int(latent_dim), int(n_components)
         self.hidden_units = tuple(int(units) for units in hidden_units)
         self.component_scale = float(component_scale)
         self.seed = seed
-        self._check_arguments()
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.decoder = self._build_decoder()
+        self._add_weights()
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
+        self.prior_loss_tracker = keras.metrics.Mean(name="prior_loss")
+        self.built = True
+
+    def _add_weights(self) -> None:
+        """Dispersion, one representation per training cell, the mixture prior, library size."""
         # Gene-wise NB inverse dispersion, log-scale so theta = exp(log_theta) stays positive.
         self.log_theta = self.add_weight(shape=(self.n_genes,), initializer="zeros",
                                          name="log_theta")
         # One representation per training cell: parameters, not outputs of an encoder.
         self.representations = self.add_weight(
             shape=(self.n_cells, self.latent_dim), name="representations",
-            initializer=keras.initializers.RandomNormal(stddev=0.01, seed=seed),
+            initializer=keras.initializers.RandomNormal(stddev=0.01, seed=self.seed),
         )
         self._add_prior_weights()
-        # The library size of decode() and sample(); fit() sets the training cells' median.
+        # The library size of decode() and generate(); fit() sets the training cells' median.
         self.library_size = self.add_weight(
             shape=(), initializer=keras.initializers.Constant(1e4), trainable=False,
             name="library_size",
         )
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
-        self.prior_loss_tracker = keras.metrics.Mean(name="prior_loss")
-        self.built = True
-
-    def get_config(self) -> dict:
-        return {
-            **super().get_config(),
-            "n_genes": self.n_genes,
-            "n_cells": self.n_cells,
-            "latent_dim": self.latent_dim,
-            "n_components": self.n_components,
-            "hidden_units": self.hidden_units,
-            "component_scale": self.component_scale,
-            "seed": self.seed,
-        }
 
     @property
     def metrics(self):
@@ -157,21 +164,6 @@ class DGD(keras.Model):
         """The weights shared by all cells: decoder, dispersion and mixture prior."""
         return [*self.decoder.trainable_weights, self.log_theta, self.means, self.log_variances,
                 self.weight_logits]
-
-    def _check_arguments(self) -> None:
-        sizes = (self.n_genes, self.n_cells, self.latent_dim, self.n_components)
-        if min(sizes) < 1 or not self.hidden_units or min(self.hidden_units) < 1:
-            raise ValueError(
-                "n_genes, n_cells, latent_dim, n_components and every entry of hidden_units "
-                f"must be at least 1, got {sizes} and hidden_units={self.hidden_units}."
-            )
-        if not self.component_scale > 0:
-            raise ValueError(f"component_scale must be positive, got {self.component_scale}.")
-        if keras.config.dtype_policy().name != "float32":
-            raise ValueError(
-                "The DGD trains in float32: its representation optimizer is not covered by "
-                "mixed-precision loss scaling. Call keras.config.set_dtype_policy('float32')."
-            )
 
     def _add_prior_weights(self) -> None:
         """The mixture's means, log-variances (diagonal) and weight logits (uniform at first)."""
@@ -213,7 +205,7 @@ class DGD(keras.Model):
     # Training ----------------------------------------------------------------------------------
 
     def train_step(self, data):
-        counts, cell_indices = split_batch(data)
+        counts, cell_indices = self.check_batch(*split_batch(data))
         with tf.GradientTape() as tape:
             # Gather the batch's representations: the gradient reaches only these rows.
             z = ops.take(self.representations, cell_indices, axis=0)
@@ -232,7 +224,7 @@ class DGD(keras.Model):
         return self._update_trackers(loss, reconstruction_loss, prior_loss)
 
     def test_step(self, data):
-        counts, cell_indices = split_batch(data)
+        counts, cell_indices = self.check_batch(*split_batch(data))
         z = ops.take(self.representations, cell_indices, axis=0)
         reconstruction_loss = -self.log_likelihood(counts, z)
         prior_loss = -self.log_prior(z)
@@ -308,11 +300,28 @@ class DGD(keras.Model):
 
     def call(self, inputs, training=False):
         """Expected counts of the cells ``inputs = (counts, cell_indices)``."""
-        counts, cell_indices = inputs
+        counts, cell_indices = self.check_batch(*inputs)
         z = ops.take(self.representations, cell_indices, axis=0)
         return ops.sum(counts, axis=-1, keepdims=True) * self.decoder(z, training=training)
 
     # Checking inputs ---------------------------------------------------------------------------
+
+    def check_batch(self, counts, cell_indices):
+        """A batch after checking, in the step, that it holds raw counts of ``n_genes`` genes
+        and integer indices of training cells (a tf.data input is checked batch by batch)."""
+        cell_indices = ops.convert_to_tensor(cell_indices)
+        require(cell_indices.dtype.is_integer,
+                f"cell_indices must be integers (one per cell), got {cell_indices.dtype}.")
+        assert_batch(ops.logical_and(ops.greater_equal(cell_indices, 0),
+                                     ops.less(cell_indices, self.n_cells)),
+                     f"cell_indices must lie in 0 .. {self.n_cells - 1} (the model has one "
+                     "representation per training cell). For new cells use infer(counts).")
+        return raw_count_batch(counts, self.n_genes), cell_indices
+
+    def check_arrays(self, *values) -> None:
+        arrays = input_arrays(*values)
+        if len(arrays) == 2:
+            self.check_inputs(*arrays)
 
     def check_counts(self, counts) -> np.ndarray:
         """``counts`` as float32 after checking the shape (n, n_genes) and that they are raw
@@ -402,13 +411,14 @@ class DGD(keras.Model):
         shares = self.decoder.predict(z, batch_size=PREDICT_BATCH_SIZE, verbose=0)
         return library * shares
 
-    def sample(self, n: int, library_size=None) -> np.ndarray:
-        """Expected counts of ``n`` new cells whose representations are drawn from the prior."""
-        if int(n) < 1:
-            raise ValueError(f"n must be a positive number of cells, got {n}.")
+    def generate(self, n: int, seed: int | None = None, library_size=None) -> np.ndarray:
+        """Expected counts of ``n`` new cells whose representations are drawn from the prior;
+        a fixed ``seed`` gives the same cells each time."""
+        require(int(n) >= 1, f"n must be a positive number of cells, got {n}.")
+        seed_generator = self.seed_generator if seed is None else keras.random.SeedGenerator(seed)
         components = keras.random.categorical(self.weight_logits[None, :], int(n),
-                                              seed=self.seed_generator)[0]
-        noise = distribute.normal((int(n), self.latent_dim), self.seed_generator)
+                                              seed=seed_generator)[0]
+        noise = distribute.normal((int(n), self.latent_dim), seed_generator)
         z = (ops.take(self.means, components, axis=0)
              + ops.exp(0.5 * ops.take(self.log_variances, components, axis=0)) * noise)
         return self.decode(ops.convert_to_numpy(z), library_size)

@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from course.models.validation import check_one_hot, input_arrays
+from course.models.validation import assert_batch, at_least, check_one_hot, input_arrays
 from course.models.wgan import WassersteinGAN
 
 
@@ -67,22 +67,13 @@ class DNAGAN(WassersteinGAN):
         seed: int = 1337,
         **kwargs,
     ):
-        super().__init__(**kwargs)
         for name, value in (("sequence_length", sequence_length), ("latent_dim", latent_dim),
                             ("kernel_size", kernel_size)):
-            if value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value}.")
+            at_least(name, value)
         self.sequence_length, self.latent_dim = int(sequence_length), int(latent_dim)
         self.data_shape = (self.sequence_length, 4)
         self.filters, self.kernel_size = tuple(filters), int(kernel_size)
-        self.generator = self._build_generator()
-        self.discriminator = self._build_critic()
-        self._finish_init(n_critic, gp_weight, seed)
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "sequence_length": self.sequence_length,
-                "latent_dim": self.latent_dim, "filters": self.filters,
-                "kernel_size": self.kernel_size}
+        super().__init__(n_critic=n_critic, gp_weight=gp_weight, seed=seed, **kwargs)
 
     def _build_generator(self) -> keras.Model:
         latent = keras.Input((self.latent_dim,), name="latent")
@@ -111,6 +102,17 @@ class DNAGAN(WassersteinGAN):
         arrays = input_arrays(*values)
         if arrays:
             check_one_hot(arrays[0])
+
+    def check_batch(self, sequences):
+        """A batch of sequences after the GAN's checks (shape, no NaN) and a check that every
+        position holds non-negative base probabilities that sum to 1 (one-hot DNA)."""
+        sequences = super().check_batch(sequences)
+        sums = ops.sum(ops.cast(sequences, "float32"), axis=-1)
+        assert_batch(ops.logical_and(ops.all(ops.greater_equal(sequences, 0), axis=-1),
+                                     ops.less(ops.abs(sums - 1.0), 1e-5)),
+                     "The sequences are not one-hot (or base probabilities): every position "
+                     "needs non-negative values over A, C, G, T that sum to 1.")
+        return sequences
 
     def generate(self, n: int, seed: int | None = None, one_hot: bool = True) -> np.ndarray:
         """Generate ``n`` sequences: one-hot (most probable base), or the base probabilities."""

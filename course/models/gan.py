@@ -19,16 +19,24 @@ import tensorflow as tf
 from keras import layers, ops
 
 from course import distribute, networks
+from course.models.base import Configurable
 from course.models.validation import (
     CheckedInputs,
+    assert_batch,
+    at_least,
     check_labels,
     check_shape,
+    finite_batch,
+    in_interval,
     input_arrays,
+    one_of,
     requested_labels,
+    require,
     split_pair,
 )
 
 GENERATOR_LOSSES = ("non_saturating", "saturating")
+NETWORKS = ("dense", "conv")
 
 
 def binary_crossentropy_from_logits(targets, logits):
@@ -63,14 +71,24 @@ def default_optimizer() -> keras.optimizers.Optimizer:
     return keras.optimizers.Adam(learning_rate=2e-4, beta_1=0.5)
 
 
-class AdversarialModel(CheckedInputs, keras.Model):
+class AdversarialModel(Configurable, CheckedInputs, keras.Model):
     """Base of the two-player models: a ``compile`` that takes one optimizer per player.
 
     Subclasses create ``self.generator`` and ``self.discriminator`` (functional models) in
-    ``__init__`` and then set ``self.built = True``: the wrapper is built from its sub-models,
-    so fit() needs no symbolic call to build it under a strategy, and .keras saving records
-    the optimizer state.
+    ``__init__`` and then call :meth:`_finish_init`, which sets ``self.built = True``: the
+    wrapper is built from its sub-models, so fit() needs no symbolic call to build it under a
+    strategy, and .keras saving records the optimizer state.
     """
+
+    def _finish_init(self, seed: int, loss_names: tuple[str, ...]) -> None:
+        """The random number generator and one loss tracker per name (the logged losses)."""
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.trackers = [keras.metrics.Mean(name=name) for name in loss_names]
+        self.built = True  # Built from keras.Input: see above.
+
+    @property
+    def metrics(self):
+        return self.trackers
 
     def compile(self, d_optimizer=None, g_optimizer=None, **kwargs) -> None:
         """Configure training with one optimizer per player (default Adam 2e-4, beta_1 0.5).
@@ -122,13 +140,25 @@ class AdversarialModel(CheckedInputs, keras.Model):
 
     def call(self, data, training=False):
         """The discriminator's output for a batch of real data (what fit() feeds the model)."""
-        return self.discriminator(data, training=training)
+        real_data, condition = self._unpack(data)
+        return self._discriminate(real_data, condition, training=training)
 
-    # The three hooks below are all that a conditional model changes: it passes the label.
-    def _unpack(self, data, what: str):
-        """The real data of a batch, and its condition (None for an unconditional model)."""
+    def check_batch(self, real_data):
+        """A batch of real data after checking its shape and that it holds no NaN (in the step,
+        so that every batch of a tf.data pipeline is checked)."""
+        real_data = ops.convert_to_tensor(real_data)
+        return finite_batch(check_shape(real_data, self.data_shape, "The data"))
+
+    # The hooks below are all that a conditional model changes: it passes the label.
+    def _condition_inputs(self) -> list:
+        """Extra inputs that both networks see: none here, the one-hot label in a conditional
+        model."""
+        return []
+
+    def _unpack(self, data):
+        """The checked real data of a batch, and its condition (None: unconditional model)."""
         real_data = data[0] if isinstance(data, (tuple, list)) else data
-        return check_shape(real_data, self.data_shape, what), None
+        return self.check_batch(real_data), None
 
     def _generate(self, latent_vectors, condition, training=False):
         return self.generator(latent_vectors, training=training)
@@ -142,10 +172,14 @@ class AdversarialModel(CheckedInputs, keras.Model):
 
     def _sample_latent(self, n: int, seed: int | None):
         """Latent vectors for generate(): from the model's seed generator, or a fixed seed."""
-        if n < 1:
-            raise ValueError(f"The number of examples must be positive, got {n}.")
+        require(n >= 1, f"The number of examples must be positive, got {n}.")
         seed = self.seed_generator if seed is None else seed
         return keras.random.normal((n, self.latent_dim), seed=seed)
+
+    def generate(self, n: int, seed: int | None = None) -> np.ndarray:
+        """Generate ``n`` examples (numpy); a fixed ``seed`` gives the same examples each time."""
+        generated_data = self._generate(self._sample_latent(n, seed), None)
+        return ops.convert_to_numpy(generated_data)
 
 
 @keras.saving.register_keras_serializable(package="course")
@@ -180,22 +214,14 @@ class GAN(AdversarialModel):
     ):
         super().__init__(**kwargs)
         self.data_shape = tuple(int(size) for size in data_shape)
-        if len(self.data_shape) not in (1, 3) or min(self.data_shape) < 1:
-            raise ValueError(
-                f"data_shape must be (n_features,) or (height, width, channels), got {data_shape}."
-            )
-        if network not in ("dense", "conv"):
-            raise ValueError(f"network must be 'dense' or 'conv', got {network!r}.")
-        if network == "conv" and len(self.data_shape) != 3:
-            raise ValueError("network='conv' needs an image data_shape (height, width, channels).")
-        if generator_loss not in GENERATOR_LOSSES:
-            raise ValueError(
-                f"generator_loss must be one of {GENERATOR_LOSSES}, got {generator_loss!r}."
-            )
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}.")
-        if latent_dim < 1:
-            raise ValueError(f"latent_dim must be a positive integer, got {latent_dim}.")
+        require(len(self.data_shape) in (1, 3) and min(self.data_shape) >= 1,
+                f"data_shape must be (n_features,) or (height, width, channels), got {data_shape}.")
+        one_of("network", network, NETWORKS)
+        require(network == "dense" or len(self.data_shape) == 3,
+                "network='conv' needs an image data_shape (height, width, channels).")
+        one_of("generator_loss", generator_loss, GENERATOR_LOSSES)
+        in_interval("label_smoothing", label_smoothing, 0.0, 1.0)
+        at_least("latent_dim", latent_dim)
         if hidden_units is None:
             hidden_units = (64, 128) if network == "conv" else (256, 512)
         self.latent_dim = latent_dim
@@ -209,29 +235,7 @@ class GAN(AdversarialModel):
             output_activation = "sigmoid" if len(self.data_shape) == 3 else None
         self.generator = self._build_generator(output_activation)
         self.discriminator = self._build_discriminator()
-        self.seed_generator = keras.random.SeedGenerator(seed)
-        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
-        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
-        self.built = True  # Built from keras.Input: see AdversarialModel.
-
-    def get_config(self) -> dict:
-        # Keras 3.15's automatic config of Model subclasses records the DEFAULT argument
-        # values (Model.__new__ drops the arguments), so we list them ourselves.
-        return {
-            **super().get_config(),
-            "data_shape": self.data_shape,
-            "latent_dim": self.latent_dim,
-            "network": self.network,
-            "hidden_units": self.hidden_units,
-            "generator_loss": self.generator_loss,
-            "label_smoothing": self.label_smoothing,
-            "output_activation": self.output_activation,
-            "seed": self.seed,
-        }
-
-    def _condition_inputs(self) -> list:
-        """Extra inputs that both networks see: none here, the one-hot label in a cGAN."""
-        return []
+        self._finish_init(seed, ("d_loss", "g_loss"))
 
     def _build_generator(self, output_activation) -> keras.Model:
         latent = keras.Input((self.latent_dim,), name="latent")
@@ -273,12 +277,8 @@ class GAN(AdversarialModel):
         inputs = [data, *conditions] if conditions else data
         return keras.Model(inputs, logits, name="discriminator")
 
-    @property
-    def metrics(self):
-        return [self.d_loss_tracker, self.g_loss_tracker]
-
     def train_step(self, data):
-        real_data, condition = self._unpack(data, "The training data")
+        real_data, condition = self._unpack(data)
         batch_size = ops.shape(real_data)[0]
 
         # Train the discriminator: real data is labelled 1, generated data 0. (The generator
@@ -306,7 +306,7 @@ class GAN(AdversarialModel):
         return self._update_trackers(d_loss=d_loss, g_loss=g_loss)
 
     def test_step(self, data):
-        real_data, condition = self._unpack(data, "The validation data")
+        real_data, condition = self._unpack(data)
         random_latent_vectors = self._random_latent_vectors(ops.shape(real_data)[0])
         generated_data = self._generate(random_latent_vectors, condition)
         real_logits = self._discriminate(real_data, condition)
@@ -315,39 +315,14 @@ class GAN(AdversarialModel):
         g_loss = generator_loss(fake_logits, self.generator_loss)
         return self._update_trackers(d_loss=d_loss, g_loss=g_loss)
 
-    def generate(self, n: int, seed: int | None = None) -> np.ndarray:
-        """Generate ``n`` examples (numpy); a fixed ``seed`` gives the same examples each time."""
-        generated_data = self._generate(self._sample_latent(n, seed), None)
-        return ops.convert_to_numpy(generated_data)
 
-
-@keras.saving.register_keras_serializable(package="course")
-class ConditionalGAN(GAN):
-    """A GAN whose generator and discriminator both see a class label (as a one-hot vector).
-
-    Train with ``fit((data, labels))`` or a dataset of ``(data, labels)`` batches, with integer
-    labels in [0, num_classes); draw chosen classes with ``generate(labels)``. The other
-    arguments are those of :class:`GAN`.
-    """
-
-    def __init__(
-        self, data_shape: tuple[int, ...], num_classes: int, latent_dim: int = 64, **kwargs
-    ):
-        if num_classes < 2:
-            raise ValueError(f"num_classes must be at least 2, got {num_classes}.")
-        self.num_classes = num_classes  # Needed while the parent builds the networks.
-        super().__init__(data_shape, latent_dim=latent_dim, **kwargs)
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "num_classes": self.num_classes}
+class OneHotConditioned:
+    """Mixin of the conditional adversarial models (ConditionalGAN, ConditionalScGAN): both
+    networks see the class label as a one-hot vector. List it before the unconditional model,
+    which must set ``self.num_classes`` before it builds its networks."""
 
     def _condition_inputs(self) -> list:
         return [keras.Input((self.num_classes,), name="one_hot_label")]
-
-    def call(self, inputs, training=False):
-        """The discriminator's logits for a batch ``(data, labels)``."""
-        data, labels = inputs
-        return self.discriminator([data, self._one_hot(labels)], training=training)
 
     def check_arrays(self, *values) -> None:
         super().check_arrays(*values)
@@ -355,16 +330,26 @@ class ConditionalGAN(GAN):
         if len(arrays) == 2:
             check_labels(arrays[1], self.num_classes)
 
-    def _one_hot(self, labels):
-        labels = ops.reshape(ops.cast(labels, "int32"), (-1,))
-        message = f"Labels must be integers in [0, {self.num_classes}); relabel the data."
-        tf.debugging.assert_non_negative(labels, message=message)
-        tf.debugging.assert_less(labels, self.num_classes, message=message)
-        return ops.one_hot(labels, self.num_classes)
+    def check_batch(self, real_data, labels):
+        """A batch ``(data, labels)`` after the unconditional model's checks of the data and a
+        check that the labels are class indices in [0, num_classes)."""
+        labels = ops.reshape(labels, (-1,))
+        if not labels.dtype.is_integer:
+            assert_batch(ops.equal(labels, ops.round(labels)),
+                         "The labels must be integer class indices; convert them, e.g. with "
+                         "np.unique(names, return_inverse=True)[1].")
+        assert_batch(ops.logical_and(ops.greater_equal(labels, 0),
+                                     ops.less(labels, self.num_classes)),
+                     f"The labels must be in [0, {self.num_classes}) for num_classes="
+                     f"{self.num_classes}. Relabel the data or build the model with more classes.")
+        return super().check_batch(real_data), labels
 
-    def _unpack(self, data, what: str):
-        real_data, labels = split_pair(data)
-        return check_shape(real_data, self.data_shape, what), self._one_hot(labels)
+    def _unpack(self, data):
+        real_data, labels = self.check_batch(*split_pair(data))
+        return real_data, self._one_hot(labels)
+
+    def _one_hot(self, labels):
+        return ops.one_hot(ops.reshape(ops.cast(labels, "int32"), (-1,)), self.num_classes)
 
     def _generate(self, latent_vectors, one_hot_labels, training=False):
         return self.generator([latent_vectors, one_hot_labels], training=training)
@@ -376,5 +361,21 @@ class ConditionalGAN(GAN):
         """Generate one example per requested label (numpy); a fixed ``seed`` repeats them."""
         labels = requested_labels(labels, self.num_classes)
         latent_vectors = self._sample_latent(len(labels), seed)
-        one_hot_labels = ops.one_hot(labels, self.num_classes)
-        return ops.convert_to_numpy(self._generate(latent_vectors, one_hot_labels))
+        return ops.convert_to_numpy(self._generate(latent_vectors, self._one_hot(labels)))
+
+
+@keras.saving.register_keras_serializable(package="course")
+class ConditionalGAN(OneHotConditioned, GAN):
+    """A GAN whose generator and discriminator both see a class label (as a one-hot vector).
+
+    Train with ``fit((data, labels))`` or a dataset of ``(data, labels)`` batches, with integer
+    labels in [0, num_classes); draw chosen classes with ``generate(labels)``. The other
+    arguments are those of :class:`GAN`.
+    """
+
+    def __init__(
+        self, data_shape: tuple[int, ...], num_classes: int, latent_dim: int = 64, **kwargs
+    ):
+        at_least("num_classes", num_classes, 2)
+        self.num_classes = num_classes  # Needed while the parent builds the networks.
+        super().__init__(data_shape, latent_dim=latent_dim, **kwargs)

@@ -27,8 +27,18 @@ import tensorflow as tf
 from keras import layers, ops
 
 from course import distribute, networks
+from course.models.base import Configurable
 from course.models.gan import AdversarialModel, discriminator_loss, generator_loss
-from course.models.validation import CheckedInputs, check_finite, check_shape, split_pair
+from course.models.validation import (
+    CheckedInputs,
+    at_least,
+    check_finite,
+    check_shape,
+    finite_batch,
+    in_interval,
+    one_of,
+    split_pair,
+)
 
 RECONSTRUCTIONS = ("mse", "l1", "huber")
 
@@ -45,8 +55,22 @@ def reconstruction_error(predicted, targets, kind: str = "mse"):
     return ops.mean(ops.where(absolute < 1.0, 0.5 * ops.square(error), absolute - 0.5))
 
 
+class LandmarkBatches:
+    """The per-batch checks of the landmark -> target models (LandmarkGAN, MLPRegressor)."""
+
+    def check_batch(self, landmarks, targets=None):
+        """The landmarks (and targets, when given) of a batch after checking their shapes and
+        that they hold no NaN (in the step, so that every batch of a tf.data input is checked)."""
+        landmarks = check_shape(landmarks, (self.n_landmarks,), "The landmarks")
+        landmarks = finite_batch(landmarks, "The landmarks")
+        if targets is None:
+            return landmarks
+        targets = check_shape(targets, (self.n_targets,), "The targets")
+        return landmarks, finite_batch(targets, "The targets")
+
+
 @keras.saving.register_keras_serializable(package="course")
-class LandmarkGAN(AdversarialModel):
+class LandmarkGAN(LandmarkBatches, AdversarialModel):
     """A conditional GAN whose generator predicts target genes from landmark genes plus noise.
 
     Args:
@@ -83,19 +107,15 @@ class LandmarkGAN(AdversarialModel):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        check_sizes(n_landmarks=n_landmarks, n_targets=n_targets, latent_dim=latent_dim)
-        if reconstruction not in RECONSTRUCTIONS:
-            raise ValueError(
-                f"reconstruction must be one of {RECONSTRUCTIONS}, got {reconstruction!r}."
-            )
-        weights = {"reconstruction_weight": reconstruction_weight or 0.0, "noise_std": noise_std,
-                   "adversarial_weight": adversarial_weight,
-                   "consistency_weight": consistency_weight}
-        for name, value in weights.items():
-            if value < 0:
-                raise ValueError(f"{name} must be non-negative, got {value}.")
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}.")
+        for name, size in (("n_landmarks", n_landmarks), ("n_targets", n_targets),
+                           ("latent_dim", latent_dim)):
+            at_least(name, size)
+        one_of("reconstruction", reconstruction, RECONSTRUCTIONS)
+        for name, weight in (("reconstruction_weight", reconstruction_weight or 0.0),
+                             ("adversarial_weight", adversarial_weight),
+                             ("consistency_weight", consistency_weight), ("noise_std", noise_std)):
+            at_least(name, weight, 0)
+        in_interval("label_smoothing", label_smoothing, 0.0, 1.0)
         self.n_landmarks, self.n_targets, self.latent_dim = n_landmarks, n_targets, latent_dim
         self.hidden_units = tuple(hidden_units)
         self.reconstruction = reconstruction
@@ -107,10 +127,8 @@ class LandmarkGAN(AdversarialModel):
         self.seed = seed
         self.generator = self._build_generator()
         self.discriminator = self._build_discriminator()
-        self.seed_generator = keras.random.SeedGenerator(seed)
-        self.trackers = [keras.metrics.Mean(name=name) for name in (
-            "d_loss", "g_loss", "adversarial_loss", "reconstruction_loss", "consistency_loss")]
-        self.built = True  # Built from keras.Input: see AdversarialModel.
+        self._finish_init(seed, ("d_loss", "g_loss", "adversarial_loss", "reconstruction_loss",
+                                 "consistency_loss"))
 
     def _build_generator(self) -> keras.Model:
         landmarks = keras.Input((self.n_landmarks,), name="landmarks")
@@ -129,28 +147,12 @@ class LandmarkGAN(AdversarialModel):
         logits = layers.Dense(1, dtype="float32", name="logit")(x)
         return keras.Model([landmarks, targets], logits, name="discriminator")
 
-    def get_config(self) -> dict:
-        # Listed by hand: Keras 3.15's automatic config of Model subclasses is unreliable.
-        names = ("n_landmarks", "n_targets", "latent_dim", "hidden_units", "reconstruction",
-                 "reconstruction_weight", "adversarial_weight", "consistency_weight",
-                 "noise_std", "label_smoothing", "seed")
-        return {**super().get_config(), **{name: getattr(self, name) for name in names}}
-
-    @property
-    def metrics(self):
-        return self.trackers
-
     def call(self, landmarks, training=False):
         """The deterministic prediction (latent vector z = 0) for a batch of landmarks."""
         if isinstance(landmarks, (tuple, list)):  # fit((landmarks, targets)) feeds the pair.
             landmarks = landmarks[0]
         latent = ops.zeros((ops.shape(landmarks)[0], self.latent_dim), dtype=landmarks.dtype)
         return self.generator([landmarks, latent], training=training)
-
-    def _unpack(self, data, what: str):
-        landmarks, targets = split_pair(data)
-        landmarks = check_shape(landmarks, (self.n_landmarks,), f"{what}: the landmarks")
-        return landmarks, check_shape(targets, (self.n_targets,), f"{what}: the targets")
 
     def _noisy_landmarks(self, landmarks):
         """The landmarks plus Gaussian noise of sd ``noise_std`` (a noisy measurement)."""
@@ -172,7 +174,7 @@ class LandmarkGAN(AdversarialModel):
                 + self.consistency_weight * consistency_loss)
 
     def train_step(self, data):
-        landmarks, targets = self._unpack(data, "The training data")
+        landmarks, targets = self.check_batch(*split_pair(data))
 
         # Train the discriminator to tell true (landmarks, targets) pairs from sampled ones.
         samples = self._sample(landmarks, training=True)
@@ -206,7 +208,7 @@ class LandmarkGAN(AdversarialModel):
     def test_step(self, data):
         # The training losses without updates; reconstruction_loss is that of predict()'s
         # noiseless prediction (early stopping watches it).
-        landmarks, targets = self._unpack(data, "The validation data")
+        landmarks, targets = self.check_batch(*split_pair(data))
         real_logits = self.discriminator([landmarks, targets])
         fake_logits = self.discriminator([landmarks, self._sample(landmarks)])
         adversarial_loss = generator_loss(fake_logits)
@@ -238,23 +240,17 @@ class LandmarkGAN(AdversarialModel):
         landmarks = self._check_landmarks(landmarks)
         return super().predict(landmarks, batch_size=batch_size, verbose=verbose, **kwargs)
 
-    def sample(self, landmarks, seed: int | None = None) -> np.ndarray:
-        """One conditional sample per cell (numpy): the generator at a random latent vector."""
+    def generate(self, landmarks, seed: int | None = None) -> np.ndarray:
+        """One conditional sample per cell (numpy): the generator at a random latent vector; a
+        fixed ``seed`` repeats the samples."""
         landmarks = self._check_landmarks(landmarks)
         seed = self.seed_generator if seed is None else seed
         latent = keras.random.normal((len(landmarks), self.latent_dim), seed=seed)
         return ops.convert_to_numpy(self.generator([ops.convert_to_tensor(landmarks), latent]))
 
 
-def check_sizes(**sizes: int) -> None:
-    """Raise a ValueError naming the first size that is not a positive integer."""
-    for name, value in sizes.items():
-        if value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value}.")
-
-
 @keras.saving.register_keras_serializable(package="course")
-class MLPRegressor(CheckedInputs, keras.Model):
+class MLPRegressor(LandmarkBatches, Configurable, CheckedInputs, keras.Model):
     """The D-GEX baseline: an MLP (tanh hidden layers, linear output) from landmarks to targets.
 
     Train it with the standard ``compile(optimizer, loss="mse")`` and ``fit(landmarks, targets)``.
@@ -271,7 +267,8 @@ class MLPRegressor(CheckedInputs, keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        check_sizes(n_landmarks=n_landmarks, n_targets=n_targets)
+        at_least("n_landmarks", n_landmarks)
+        at_least("n_targets", n_targets)
         self.n_landmarks = n_landmarks
         self.n_targets = n_targets
         self.hidden_units = tuple(hidden_units)
@@ -282,14 +279,16 @@ class MLPRegressor(CheckedInputs, keras.Model):
         self.network = keras.Model(landmarks, targets, name="mlp")
         self.built = True
 
-    def get_config(self) -> dict:
-        return {
-            **super().get_config(),
-            "n_landmarks": self.n_landmarks,
-            "n_targets": self.n_targets,
-            "hidden_units": self.hidden_units,
-            "activation": self.activation,
-        }
-
     def call(self, landmarks, training=False):
         return self.network(landmarks, training=training)
+
+    # Keras' own steps, on batches checked by check_batch.
+    def train_step(self, data):
+        return super().train_step(self.check_batch(*split_pair(data)))
+
+    def test_step(self, data):
+        return super().test_step(self.check_batch(*split_pair(data)))
+
+    def predict_step(self, data):
+        landmarks, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        return super().predict_step(self.check_batch(landmarks))

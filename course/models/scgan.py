@@ -15,23 +15,17 @@ WGAN-GP (:mod:`course.models.wgan`):
 from __future__ import annotations
 
 import keras
-import numpy as np
 from keras import layers, ops
 
 from course import networks
-from course.models.validation import (
-    check_counts,
-    check_labels,
-    check_shape,
-    input_arrays,
-    requested_labels,
-    split_pair,
-)
+from course.models.base import Configurable
+from course.models.gan import OneHotConditioned
+from course.models.validation import assert_batch, at_least, check_counts, input_arrays, require
 from course.models.wgan import WassersteinGAN
 
 
 @keras.saving.register_keras_serializable(package="course")
-class LibrarySizeNormalization(layers.Layer):
+class LibrarySizeNormalization(Configurable, layers.Layer):
     """scGAN's LSN output layer: ReLU, then scale each cell to ``library_size`` counts."""
 
     def __init__(self, library_size: float, **kwargs):
@@ -41,9 +35,6 @@ class LibrarySizeNormalization(layers.Layer):
     def call(self, x):
         x = ops.relu(ops.cast(x, "float32"))
         return x / (ops.sum(x, axis=-1, keepdims=True) + 1e-8) * self.library_size
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "library_size": self.library_size}
 
 
 @keras.saving.register_keras_serializable(package="course")
@@ -77,28 +68,14 @@ class ScGAN(WassersteinGAN):
         seed: int = 1337,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        for name, value in (("n_genes", n_genes), ("latent_dim", latent_dim)):
-            if value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value}.")
-        if library_size <= 0:
-            raise ValueError(f"library_size must be positive, got {library_size}.")
+        at_least("n_genes", n_genes)
+        at_least("latent_dim", latent_dim)
+        require(library_size > 0, f"library_size must be positive, got {library_size}.")
         self.n_genes, self.latent_dim = int(n_genes), int(latent_dim)
         self.data_shape = (self.n_genes,)
         self.generator_units, self.critic_units = tuple(generator_units), tuple(critic_units)
         self.library_size = float(library_size)
-        self.generator = self._build_generator()
-        self.discriminator = self._build_critic()
-        self._finish_init(n_critic, gp_weight, seed)
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "n_genes": self.n_genes, "latent_dim": self.latent_dim,
-                "generator_units": self.generator_units, "critic_units": self.critic_units,
-                "library_size": self.library_size}
-
-    def _condition_inputs(self) -> list:
-        """Extra inputs of both networks: none here, the one-hot cell type in a cscGAN."""
-        return []
+        super().__init__(n_critic=n_critic, gp_weight=gp_weight, seed=seed, **kwargs)
 
     def _build_generator(self) -> keras.Model:
         latent = keras.Input((self.latent_dim,), name="latent")
@@ -131,12 +108,19 @@ class ScGAN(WassersteinGAN):
         counts = ops.cast(counts, "float32")
         return counts / ops.sum(counts, axis=-1, keepdims=True) * self.library_size
 
-    def call(self, counts, training=False):
-        """The critic's scores for a batch of raw counts (what fit() feeds the model)."""
-        return self.discriminator(self.normalize(counts), training=training)
+    def check_batch(self, counts):
+        """A batch of counts after the GAN's checks (shape, no NaN) and a check that they are
+        non-negative (raw or library-size normalized counts, not log-transformed data)."""
+        counts = super().check_batch(counts)
+        assert_batch(ops.greater_equal(counts, 0),
+                     "The counts have negative values: the model needs raw (or library-size "
+                     "normalized) counts, not log-transformed or scaled data. Pass "
+                     "datasets.counts(adata).")
+        return counts
 
-    def _unpack(self, data, what: str):
-        counts, condition = super()._unpack(data, what)
+    def _unpack(self, data):
+        """The checked counts of a batch, each cell scaled to ``library_size`` counts."""
+        counts, condition = super()._unpack(data)
         return self.normalize(counts), condition
 
     def check_arrays(self, *values) -> None:
@@ -144,14 +128,9 @@ class ScGAN(WassersteinGAN):
         if arrays:
             check_counts(arrays[0], "The counts")
 
-    def generate(self, n: int, seed: int | None = None) -> np.ndarray:
-        """Generate ``n`` cells (numpy, each summing to ``library_size``); a fixed ``seed`` gives
-        the same cells each time."""
-        return ops.convert_to_numpy(self._generate(self._sample_latent(n, seed), None))
-
 
 @keras.saving.register_keras_serializable(package="course")
-class ConditionalScGAN(ScGAN):
+class ConditionalScGAN(OneHotConditioned, ScGAN):
     """cscGAN (Marouf et al. 2020): an scGAN that generates cells of a requested type.
 
     Train with ``fit((counts, cell_types))`` with integer cell types in [0, num_classes);
@@ -160,45 +139,11 @@ class ConditionalScGAN(ScGAN):
     """
 
     def __init__(self, n_genes: int, num_classes: int, **kwargs):
-        if num_classes < 2:
-            raise ValueError(f"num_classes must be at least 2, got {num_classes}.")
+        at_least("num_classes", num_classes, 2)
         self.num_classes = int(num_classes)  # Needed while the parent builds the networks.
         super().__init__(n_genes, **kwargs)
 
-    def get_config(self) -> dict:
-        return {**super().get_config(), "num_classes": self.num_classes}
-
-    def _condition_inputs(self) -> list:
-        return [keras.Input((self.num_classes,), name="one_hot_label")]
-
-    def call(self, inputs, training=False):
-        """The critic's scores for a batch ``(counts, labels)``."""
-        counts, labels = inputs
-        return self.discriminator([self.normalize(counts), self._one_hot(labels)],
-                                  training=training)
-
-    def check_arrays(self, *values) -> None:
-        super().check_arrays(*values)
-        arrays = input_arrays(*values)
-        if len(arrays) == 2:
-            check_labels(arrays[1], self.num_classes)
-
-    def _one_hot(self, labels):
-        return ops.one_hot(ops.reshape(ops.cast(labels, "int32"), (-1,)), self.num_classes)
-
-    def _unpack(self, data, what: str):
-        counts, labels = split_pair(data)
-        counts = check_shape(counts, self.data_shape, what)
-        return self.normalize(counts), self._one_hot(labels)
-
-    def _generate(self, latent_vectors, one_hot_labels, training=False):
-        return self.generator([latent_vectors, one_hot_labels], training=training)
-
-    def _discriminate(self, cells, one_hot_labels, training=False):
-        return self.discriminator([cells, one_hot_labels], training=training)
-
-    def generate(self, labels, seed: int | None = None) -> np.ndarray:
-        """Generate one cell per requested cell type (numpy); a fixed ``seed`` repeats them."""
-        labels = requested_labels(labels, self.num_classes)
-        latent_vectors = self._sample_latent(len(labels), seed)
-        return ops.convert_to_numpy(self._generate(latent_vectors, self._one_hot(labels)))
+    def _unpack(self, data):
+        """The checked counts (scaled to ``library_size``) and one-hot labels of a batch."""
+        counts, one_hot_labels = super()._unpack(data)
+        return self.normalize(counts), one_hot_labels

@@ -22,6 +22,7 @@ from keras import ops
 
 from course import distribute
 from course.models.gan import AdversarialModel
+from course.models.validation import at_least, require
 
 
 def wgan_optimizer() -> keras.optimizers.Optimizer:
@@ -44,37 +45,32 @@ def critic_loss(real_scores, fake_scores):
 class WassersteinGAN(AdversarialModel):
     """Base of the WGAN-GP models: the critic and generator steps, the gradient penalty.
 
-    Subclasses set ``self.data_shape``, ``self.latent_dim``, ``self.generator`` and
-    ``self.discriminator`` (the critic: one unbounded float32 score per example, no dropout and
-    no batch normalization, since the penalty needs per-example gradients), then call
-    :meth:`_finish_init`. Conditional subclasses override the hooks ``_unpack``, ``_generate``
-    and ``_discriminate``.
+    Subclasses set ``self.data_shape`` and ``self.latent_dim`` and the sizes of their networks,
+    then call this constructor, which builds ``self.generator`` and ``self.discriminator`` (the
+    critic: one unbounded float32 score per example, no dropout and no batch normalization,
+    since the penalty needs per-example gradients) with their ``_build_generator`` and
+    ``_build_critic``. Conditional subclasses override the hooks ``_unpack``, ``_generate`` and
+    ``_discriminate``.
+
+    Args:
+        n_critic: critic steps per generator step.
+        gp_weight: weight lambda of the gradient penalty.
+        seed: seed of the model's random number generator.
     """
 
-    def _finish_init(self, n_critic: int, gp_weight: float, seed: int) -> None:
-        if n_critic < 1:
-            raise ValueError(f"n_critic must be a positive integer, got {n_critic}.")
-        if gp_weight < 0:
-            raise ValueError(f"gp_weight must be non-negative, got {gp_weight}.")
+    def __init__(self, n_critic: int = 5, gp_weight: float = 10.0, seed: int = 1337, **kwargs):
+        super().__init__(**kwargs)
+        at_least("n_critic", n_critic)
+        require(gp_weight >= 0, f"gp_weight must be non-negative, got {gp_weight}.")
         self.n_critic, self.gp_weight, self.seed = int(n_critic), float(gp_weight), seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
-        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
-        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
-        self.penalty_tracker = keras.metrics.Mean(name="gradient_penalty")
-        self.built = True  # Built from keras.Input: see AdversarialModel.
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "n_critic": self.n_critic, "gp_weight": self.gp_weight,
-                "seed": self.seed}
+        self.generator = self._build_generator()
+        self.discriminator = self._build_critic()
+        self._finish_init(seed, ("d_loss", "g_loss", "gradient_penalty"))
 
     def compile(self, d_optimizer=None, g_optimizer=None, **kwargs) -> None:
         """Configure training; both optimizers default to Adam(1e-4, beta_1=0.5, beta_2=0.9)."""
         super().compile(d_optimizer=d_optimizer or wgan_optimizer(),
                         g_optimizer=g_optimizer or wgan_optimizer(), **kwargs)
-
-    @property
-    def metrics(self):
-        return [self.d_loss_tracker, self.g_loss_tracker, self.penalty_tracker]
 
     def gradient_penalty(self, real_data, generated_data, condition):
         """Mean over examples of (|grad_x D(x_hat)| - 1)^2 at random interpolates x_hat."""
@@ -94,7 +90,7 @@ class WassersteinGAN(AdversarialModel):
         return ops.mean(ops.square(norms - 1.0))
 
     def train_step(self, data):
-        real_data, condition = self._unpack(data, "The training data")
+        real_data, condition = self._unpack(data)
         batch_size = ops.shape(real_data)[0]
 
         # Train the critic n_critic times on this batch, each time against fresh fakes.
@@ -123,7 +119,7 @@ class WassersteinGAN(AdversarialModel):
         return self._update_trackers(d_loss=d_loss, g_loss=g_loss, gradient_penalty=penalty)
 
     def test_step(self, data):
-        real_data, condition = self._unpack(data, "The validation data")
+        real_data, condition = self._unpack(data)
         random_latent_vectors = self._random_latent_vectors(ops.shape(real_data)[0])
         generated_data = self._generate(random_latent_vectors, condition)
         real_scores = self._discriminate(real_data, condition)
