@@ -270,10 +270,13 @@ check("7.4")
 
 # %%
 def best_component_means(model, counts):
-    """For each cell, the mixture component mean under which its counts are most probable."""
+    """For each cell, the mixture component mean that is the most probable representation:
+    the smallest -log p(x|z) - log p(z), where ``DGD.infer`` starts too."""
     means = ops.convert_to_numpy(model.means)
-    losses = [model.reconstruction_loss(counts, np.repeat(mean[None], len(counts), axis=0))
-              for mean in means]
+    losses = []
+    for mean in means:
+        z = np.repeat(mean[None], len(counts), axis=0)
+        losses.append(model.reconstruction_loss(counts, z) + model.prior_loss(z))
     return means[np.argmin(np.stack(losses, axis=1), axis=1)]
 
 

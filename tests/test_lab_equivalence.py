@@ -73,9 +73,9 @@ file; "differs" marks deliberate differences and says what is tested instead.
                                       hyperprior's gradient step)
 7  7.4 infer_representations          DGD.infer from the same start (the hyperprior is
                                       constant in z)
-7  --  best_component_means           DGD.infer(steps=0), its start (DRIFT, xfail: the lab
-                                      ranks components by -log p(x|z) alone, the DGD by
-                                      -log p(x|z) - log p(z))
+7  --  best_component_means           DGD.infer(steps=0), its start (both rank components
+                                      by -log p(x|z) - log p(z); the lab once left out the
+                                      prior)
 == == ============================== ===================================================
 """
 
@@ -691,10 +691,6 @@ def test_7_4_infer_representations_is_dgd_infer_from_the_same_start(lab7, seed):
     np.testing.assert_allclose(mine, theirs, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Drift: the lab's best_component_means starts a new cell at the component mean with the "
-    "smallest -log p(x|z); DGD.infer starts at the one with the smallest -log p(x|z) - log p(z), "
-    "so the two pick different components for some cells."))
 @pytest.mark.parametrize("seed", SEEDS)
 def test_7_4_the_labs_starting_points_are_those_of_dgd_infer(lab7, seed):
     counts = datasets.counts(synthetic_cells(seed, n_cells=96, n_genes=40))
