@@ -1,4 +1,4 @@
-# This lab is generated from sol7/07_deep_generative_decoder.py by `course labs build`.
+# This lab is generated from solutions/07_deep_generative_decoder.py by `course labs build`.
 # Instructors: edit the solution and rebuild; never edit this file by hand.
 # %% [markdown]
 # # Lab 7: the Deep Generative Decoder
