@@ -273,7 +273,7 @@ plots.image_grid(manifold, n_cols=points_per_side, size=0.5,
 betas = [0.2, 1.0, 5.0]
 beta_vaes, beta_histories = {}, {}
 for beta in betas:
-    beta_vaes[beta] = models.VAE(input_shape=(28, 28, 1), latent_dim=LATENT_DIM,
+    beta_vaes[beta] = models.VAE(data_shape=(28, 28, 1), latent_dim=LATENT_DIM,
                                  likelihood="bernoulli", beta=beta, seed=0)
     beta_vaes[beta].compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3))
     beta_histories[beta] = beta_vaes[beta].fit(images, epochs=EPOCHS, batch_size=BATCH_SIZE,

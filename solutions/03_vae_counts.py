@@ -150,7 +150,7 @@ check("3.2")
 # it refuses normalized data.
 
 # %%
-vae = models.VAE(input_shape=(counts.shape[1],), latent_dim=LATENT_DIM, likelihood="nb",
+vae = models.VAE(data_shape=(counts.shape[1],), latent_dim=LATENT_DIM, likelihood="nb",
                  hidden_units=(128, 64), seed=0)
 vae.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3))
 history = vae.fit(counts, epochs=EPOCHS, batch_size=BATCH_SIZE, verbose=2 if SMOKE else 0)

@@ -28,7 +28,7 @@ def cells():
 
 
 def tiny_vae(**kwargs):
-    options = dict(input_shape=(28, 28, 1), latent_dim=2, hidden_units=(16,), seed=0)
+    options = dict(data_shape=(28, 28, 1), latent_dim=2, hidden_units=(16,), seed=0)
     options.update(kwargs)
     return VAE(**options)
 
@@ -92,7 +92,7 @@ def test_count_decoder_scales_to_the_requested_library_size(cells):
     z = np.zeros((2, 3), np.float32)
     np.testing.assert_allclose(model.decode(z, library_size=250.0).sum(axis=1), 250.0, rtol=1e-4)
     median = np.median(cells[0].sum(axis=1))
-    np.testing.assert_allclose(model.sample(3).sum(axis=1), median, rtol=1e-4)
+    np.testing.assert_allclose(model.generate(3).sum(axis=1), median, rtol=1e-4)
 
 
 def test_count_likelihoods_default_to_one_hidden_layer_of_128():
@@ -143,12 +143,130 @@ def test_wrong_image_shape_is_a_clear_error(digits):
         model.encode(digits[0].reshape(-1, 784))
 
 
+ENTRY_POINTS = {
+    "fit": lambda model, data: model.fit(data, epochs=1, verbose=0),
+    "evaluate": lambda model, data: model.evaluate(data, verbose=0),
+    "predict": lambda model, data: model.predict(data, verbose=0),
+}
+
+
+def with_nan(x):
+    x = x.copy()
+    x[70, 0] = np.nan  # In the third batch of 32.
+    return x
+
+
+BAD_DATA = {
+    # name: (likelihood, corrupt the data, the message's key phrase)
+    "nan-pixels": ("bernoulli", with_nan, "NaN"),
+    "uint8-pixels": ("bernoulli", lambda x: (x * 255).astype(np.uint8), "divided by 255"),
+    "pixels-above-one": ("bernoulli", lambda x: x * 2.0, r"\[0, 1\]"),
+    "nan-gaussian": ("gaussian", with_nan, "NaN"),
+    "log-normalized-counts": ("nb", np.log1p, "log-normalized"),
+    "negative-counts": ("zinb", lambda x: x - 1.0, "negative"),
+    "wrong-shape": ("bernoulli", lambda x: x[:, :27], "shape"),
+}
+
+
+def model_and_data(kind, digits, cells):
+    likelihood, corrupt, message = BAD_DATA[kind]
+    if likelihood in ("nb", "zinb"):
+        model, x = count_vae(likelihood), cells[0][:96].copy()
+    else:
+        model, x = tiny_vae(likelihood=likelihood), digits[0][:96].copy()
+    return compiled(model), corrupt(x), message
+
+
+@pytest.mark.parametrize("entry_point", ENTRY_POINTS)
+@pytest.mark.parametrize("kind", BAD_DATA)
+def test_bad_arrays_are_refused_at_fit_evaluate_and_predict(digits, cells, kind, entry_point):
+    model, x, message = model_and_data(kind, digits, cells)
+    with pytest.raises(ValueError, match=message):
+        ENTRY_POINTS[entry_point](model, x)
+
+
+def later_batch_is_bad(x, bad_x, batch_size=32):
+    """A tf.data pipeline whose first two batches are clean and whose third is ``bad_x``'s."""
+    mixed = np.concatenate([x[: 2 * batch_size].astype(bad_x.dtype), bad_x[2 * batch_size :]])
+    return tf.data.Dataset.from_tensor_slices(mixed).batch(batch_size)
+
+
+@pytest.mark.parametrize(
+    "kind, entry_point",
+    [("uint8-pixels", "fit"), ("uint8-pixels", "evaluate"), ("uint8-pixels", "predict"),
+     ("log-normalized-counts", "fit"), ("log-normalized-counts", "evaluate"),
+     ("log-normalized-counts", "predict"), ("nan-gaussian", "fit"), ("negative-counts", "fit")],
+)
+def test_a_bad_later_batch_of_a_tf_data_pipeline_is_refused(digits, cells, kind, entry_point):
+    model, bad_x, message = model_and_data(kind, digits, cells)
+    clean = digits[0][:96] if BAD_DATA[kind][0] in ("bernoulli", "gaussian") else cells[0][:96]
+    if kind == "uint8-pixels":  # Clean uint8 batches are all zeros and ones.
+        clean = (clean > 0.5).astype(np.uint8)
+    with pytest.raises(ValueError, match=message):
+        ENTRY_POINTS[entry_point](model, later_batch_is_bad(clean, bad_x))
+
+
+def test_a_tf_data_pipeline_of_wrong_shape_is_refused(digits):
+    data = tf.data.Dataset.from_tensor_slices(digits[0][:64, :27]).batch(32)
+    with pytest.raises(ValueError, match=r"shape \(batch, 28, 28, 1\)"):
+        compiled(tiny_vae()).fit(data, epochs=1, verbose=0)
+
+
+def test_conditional_vae_refuses_bad_labels_in_a_later_batch(digits):
+    images, labels = digits[0][:96], digits[1][:96].astype(np.int32).copy()
+    labels[70] = 10
+    model = compiled(ConditionalVAE((28, 28, 1), num_classes=10, hidden_units=(16,), seed=0))
+    data = tf.data.Dataset.from_tensor_slices((images, labels)).batch(32)
+    with pytest.raises(ValueError, match=r"labels must be integers in \[0, 10\)"):
+        model.fit(data, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"\[0, 10\)"):
+        model.fit(images, labels, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="labels are missing"):
+        model.predict(images, verbose=0)
+
+
+def test_a_clean_tf_data_pipeline_trains_and_sets_the_library_size(cells):
+    model = compiled(count_vae("nb"))
+    data = tf.data.Dataset.from_tensor_slices(cells[0]).batch(32)
+    history = model.fit(data, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    median = np.median(cells[0][:32].sum(axis=1))  # Of the first batch.
+    assert float(keras.ops.convert_to_numpy(model.library_size)) == pytest.approx(median)
+    assert model.predict(data, verbose=0).shape == cells[0].shape
+
+
+def test_generate_with_a_seed_repeats_itself(digits):
+    model = tiny_vae()
+    np.testing.assert_array_equal(model.generate(5, seed=1), model.generate(5, seed=1))
+    assert not np.allclose(model.generate(5, seed=1), model.generate(5, seed=2))
+    assert not np.allclose(model.generate(5), model.generate(5))  # The model's own generator.
+    cvae = ConditionalVAE((28, 28, 1), num_classes=10, hidden_units=(16,), seed=0)
+    first = cvae.generate(np.array([1, 2, 3]), seed=4)
+    assert first.shape == (3, 28, 28, 1)
+    np.testing.assert_array_equal(first, cvae.generate(np.array([1, 2, 3]), seed=4))
+    with pytest.raises(ValueError, match="integers as labels"):
+        cvae.generate(np.array([1.0, 2.0]))
+    with pytest.raises(ValueError, match="at least 1"):
+        model.generate(0)
+
+
+def test_the_config_holds_every_constructor_argument_under_its_own_name():
+    arguments = dict(data_shape=(N_GENES,), latent_dim=3, hidden_units=(16, 8), likelihood="nb",
+                     beta=0.5, network="dense", linear_decoder=True, batch_norm=True, seed=7)
+    config = VAE(**arguments).get_config()
+    assert {name: config[name] for name in arguments} == arguments
+    assert ConditionalVAE((4,), num_classes=3, likelihood="gaussian").get_config()[
+        "num_classes"] == 3
+
+
 @pytest.mark.parametrize(
     "arguments, message",
     [
-        (dict(likelihood="binomial"), "Unknown likelihood"),
-        (dict(network="conv", input_shape=(784,)), "network='conv' needs images"),
-        (dict(likelihood="nb"), "input_shape=\\(n_genes,\\)"),
+        (dict(likelihood="binomial"), "likelihood must be one of"),
+        (dict(network="conv", data_shape=(784,)), "network='conv' needs images"),
+        (dict(likelihood="nb"), "data_shape=\\(n_genes,\\)"),
+        (dict(latent_dim=0), "latent_dim must be at least 1"),
+        (dict(hidden_units=(16, 0)), "hidden_units must be at least 1"),
     ],
 )
 def test_bad_constructor_arguments_say_what_to_do(arguments, message):
@@ -168,12 +286,12 @@ def test_conditional_generation_uses_its_label(digits):
     zeros, ones = model.decode(z, labels=0), model.decode(z, labels=1)
     assert np.abs(zeros - ones).mean() > 1e-3
     np.testing.assert_allclose(model.decode(z, labels=0), zeros)  # Decoding is deterministic.
-    assert model.sample(4, labels=[0, 1, 2, 3]).shape == (4, 28, 28, 1)
+    assert model.generate([0, 1, 2, 3]).shape == (4, 28, 28, 1)
 
 
 def test_conditional_vae_needs_valid_labels(digits):
     model = ConditionalVAE((28, 28, 1), num_classes=10, hidden_units=(16,))
-    with pytest.raises(ValueError, match="0 .. 9"):
+    with pytest.raises(ValueError, match=r"\[0, 10\)"):
         model.encode(digits[0][:2], np.array([3, 10]))
 
 
@@ -183,7 +301,7 @@ def test_kl_warmup_raises_beta_linearly_to_the_target(digits):
         digits[0][:64], epochs=3, batch_size=64, verbose=0, callbacks=[KLWarmup(epochs=2)]
     )
     np.testing.assert_allclose(history.history["beta"], [0.0, 1.0, 2.0])
-    assert float(keras.ops.convert_to_numpy(model.beta)) == 2.0
+    assert float(keras.ops.convert_to_numpy(model.kl_weight)) == model.beta == 2.0
 
 
 def test_same_seed_gives_the_same_model(digits):
@@ -212,7 +330,7 @@ def test_save_and_load_keep_encodings_beta_and_optimizer_state(tmp_path, digits,
     compiled(model)
     fit_data = (x,) if labels is None else (x, labels)
     model.fit(*fit_data, epochs=2, batch_size=32, verbose=0)
-    model.beta.assign(0.25)
+    model.kl_weight.assign(0.25)
     path = tmp_path / "vae.keras"
     model.save(path)
 
@@ -220,7 +338,7 @@ def test_save_and_load_keep_encodings_beta_and_optimizer_state(tmp_path, digits,
     encode_args = (x[:10],) if labels is None else (x[:10], labels[:10])
     np.testing.assert_allclose(loaded.encode(*encode_args), model.encode(*encode_args), atol=1e-6)
     assert loaded.get_config() == model.get_config()
-    assert float(keras.ops.convert_to_numpy(loaded.beta)) == 0.25
+    assert float(keras.ops.convert_to_numpy(loaded.kl_weight)) == 0.25
     assert int(loaded.optimizer.iterations) == int(model.optimizer.iterations) > 0
     loaded.fit(*fit_data, epochs=1, batch_size=32, verbose=0)
     assert int(loaded.optimizer.iterations) == int(model.optimizer.iterations) + len(x) // 32

@@ -38,7 +38,7 @@ def vae_mnist(run: Run) -> dict:
     x_train, _ = datasets.load_mnist("train", source=run.source)
     x_test, y_test = datasets.load_mnist("test", source=run.source)
     with run.strategy.scope():
-        vae = models.VAE(input_shape=(28, 28, 1), latent_dim=2, hidden_units=(256, 128),
+        vae = models.VAE(data_shape=(28, 28, 1), latent_dim=2, hidden_units=(256, 128),
                          likelihood="bernoulli", network="dense", seed=run.seed)
     history = _fit(run, vae, x_train, len(x_train), run.epochs)
     run.save_model(vae)
@@ -72,7 +72,7 @@ def cvae_mnist(run: Run) -> dict:
     x_train, y_train = datasets.load_mnist("train", source=run.source)
     x_test, y_test = datasets.load_mnist("test", source=run.source)
     with run.strategy.scope():
-        cvae = models.ConditionalVAE(input_shape=(28, 28, 1), num_classes=10, latent_dim=2,
+        cvae = models.ConditionalVAE(data_shape=(28, 28, 1), num_classes=10, latent_dim=2,
                                      hidden_units=(256, 128), likelihood="bernoulli",
                                      seed=run.seed)
     history = _fit(run, cvae, (x_train, y_train), len(x_train), run.epochs)
@@ -90,7 +90,7 @@ def cvae_mnist(run: Run) -> dict:
                     "digits.png")
     requested = np.repeat(np.arange(10), 100)
     classifier = metrics.digit_classifier(x_train, y_train, epochs=5, seed=run.seed)
-    scores = metrics.digit_scores(classifier, cvae.sample(len(requested), requested), requested)
+    scores = metrics.digit_scores(classifier, cvae.generate(requested), requested)
     print(f"  generated digits classified as requested: {scores['conditional_accuracy']:.3f} "
           "(chance 0.100)")
     return run.report(
@@ -111,7 +111,7 @@ def vae_pbmc(run: Run) -> dict:
     counts = datasets.counts(adata)
     cell_types, names = datasets.labels(adata, "cell_type")
     with run.strategy.scope():
-        vae = models.VAE(input_shape=(counts.shape[1],), latent_dim=10, hidden_units=(128,),
+        vae = models.VAE(data_shape=(counts.shape[1],), latent_dim=10, hidden_units=(128,),
                          likelihood="nb", seed=run.seed)
     history = _fit(run, vae, counts, len(counts), run.epochs)
     run.save_model(vae)

@@ -56,11 +56,11 @@ def train_test_split(n: int, test_fraction: float = 0.2, seed: int = 0):
 
 def reconstruction_log_likelihood(model, x) -> float:
     """Mean log p(x | z = posterior mean) per cell: the reconstruction cost, without sampling."""
-    from course.models.vae import _in_batches
+    from course.models.vae_arrays import in_batches
 
-    x, _ = model.check_inputs(x)
+    x = model.checked_data(x)
     z = model.encode(x)
-    return float(np.mean(_in_batches(lambda *batch: model.log_likelihood(*batch), [x, z])))
+    return float(np.mean(in_batches(model.log_likelihood, [x, z])))
 
 
 def ldvae_comparison(counts, gene_names, epochs: int, seed: int = 0, strategy=None,
@@ -76,11 +76,11 @@ def ldvae_comparison(counts, gene_names, epochs: int, seed: int = 0, strategy=No
 
     train, test = train_test_split(len(counts), seed=seed)
     results, trained = {}, {}
-    for name, decoder in (("ldvae", "linear"), ("deep_vae", "deep")):
+    for name, linear_decoder in (("ldvae", True), ("deep_vae", False)):
         keras.utils.set_random_seed(seed)
-        model = _in_scope(strategy, lambda decoder=decoder: models.VAE(
-            (counts.shape[1],), latent_dim=LATENT_DIM, likelihood="nb", decoder=decoder,
-            seed=seed))
+        model = _in_scope(strategy, lambda linear_decoder=linear_decoder: models.VAE(
+            (counts.shape[1],), latent_dim=LATENT_DIM, likelihood="nb",
+            linear_decoder=linear_decoder, seed=seed))
         _train(model, counts[train], epochs, seed, strategy, verbose)
         trained[name] = model
         results[f"{name}_test_elbo"] = metrics.elbo(model, counts[test])

@@ -15,7 +15,7 @@ default here. With real data, an AnnData with condition and cell-type columns::
 
     x = adata.X (log-normalized), conditions = adata.obs["condition"], types = adata.obs[...]
     train = ~((types == "CD4 T") & (conditions == "stimulated"))
-    model = ScGen(input_shape=(adata.n_vars,)); model.compile("adam"); model.fit(x[train], ...)
+    model = ScGen(data_shape=(adata.n_vars,)); model.compile("adam"); model.fit(x[train], ...)
     delta = model.latent_delta(x[train], conditions[train], types[train])
     predicted = model.predict_perturbation(x[(types == "CD4 T") & (conditions == "control")], delta)
 
@@ -39,9 +39,9 @@ class ScGen(VAE):
     and a 10-D latent space.
     """
 
-    def __init__(self, input_shape: tuple[int, ...], latent_dim: int = 10,
+    def __init__(self, data_shape: tuple[int, ...], latent_dim: int = 10,
                  likelihood: str = "gaussian", **kwargs):
-        super().__init__(input_shape, latent_dim=latent_dim, likelihood=likelihood, **kwargs)
+        super().__init__(data_shape, latent_dim=latent_dim, likelihood=likelihood, **kwargs)
 
     def latent_delta(self, x, conditions, cell_types, control: str = "control",
                      stimulated: str = "stimulated") -> np.ndarray:

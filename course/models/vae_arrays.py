@@ -1,0 +1,220 @@
+"""The numpy side of the VAEs: what a user calls on arrays, and the checks of what comes in.
+
+:class:`VAEArrays` gives :class:`course.models.VAE` its verbs (``encode``, ``decode``,
+``generate``, ``reconstruct``: numpy in, numpy out, in batches of any size), checks the data at
+``fit``, ``evaluate`` and ``predict`` (:meth:`VAEArrays.check_arrays`) and in every training
+step (:meth:`VAEArrays.check_batch`), and records the median library size of the training cells.
+:class:`ConditionalVAEArrays` does the same with labels. The math is in
+:mod:`course.models.vae`.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from course import distribute, likelihoods
+from course.models.validation import (
+    CheckedInputs,
+    assert_batch,
+    at_least,
+    check_finite,
+    check_labels,
+    check_shape,
+    finite_batch,
+    input_arrays,
+    requested_labels,
+    require,
+)
+
+PREDICT_BATCH_SIZE = 512
+RAW_COUNTS = ("The data must be raw integer counts for a count likelihood, but a batch has "
+              "negative or non-integer values: pass raw integer counts, e.g. "
+              "course.datasets.counts(adata), not log-normalized X.")
+PIXELS = ("The Bernoulli likelihood needs pixel values in [0, 1], but a batch has values "
+          "outside it: images stored as integers 0-255 must be divided by 255.")
+
+
+def in_batches(function, arrays, batch_size: int = PREDICT_BATCH_SIZE):
+    """Apply ``function`` to slices of ``arrays`` and concatenate the (tuple of) numpy results."""
+    results = []
+    for start in range(0, len(arrays[0]), batch_size):
+        batch = [ops.convert_to_tensor(array[start : start + batch_size]) for array in arrays]
+        output = function(*batch)
+        results.append(tuple(ops.convert_to_numpy(o) for o in keras.tree.flatten(output)))
+    columns = tuple(np.concatenate(column) for column in zip(*results))
+    return columns if len(columns) > 1 else columns[0]
+
+
+def first_batch(x) -> np.ndarray | None:
+    """The first in-memory array of what fit() was given (of its first batch, for a
+    ``tf.data.Dataset``), or None for other inputs (a generator, a PyDataset)."""
+    if isinstance(x, tf.data.Dataset):
+        x = next(iter(x))
+    arrays = input_arrays(x)
+    return arrays[0] if arrays else None
+
+
+class VAEArrays(CheckedInputs):
+    """numpy API and input checks of :class:`course.models.VAE`."""
+
+    # Checks ------------------------------------------------------------------------------------
+
+    def check_batch(self, x):
+        """``x`` after in-graph checks: the model's shape, no NaN; raw counts for count
+        likelihoods, pixels in [0, 1] for the Bernoulli likelihood."""
+        x = finite_batch(check_shape(x, self.data_shape, "The data"))
+        if self.is_count_model:
+            values = tf.cast(x, tf.float32)
+            assert_batch((values >= 0) & (values == tf.round(values)), RAW_COUNTS)
+        elif self.likelihood == "bernoulli":
+            assert_batch((x >= 0) & (x <= 1), PIXELS)
+        return x
+
+    def check_arrays(self, *values) -> None:
+        arrays = input_arrays(*values)
+        if arrays:
+            self.checked_data(arrays[0])
+
+    def checked_data(self, x) -> np.ndarray:
+        """``x`` as a float32 array, or a ValueError that says what is wrong with it (shape;
+        NaN; for count likelihoods, not raw counts; for Bernoulli, pixels outside [0, 1])."""
+        x = np.asarray(x)
+        shape = ", ".join(map(str, self.data_shape))
+        require(tuple(x.shape) != self.data_shape,
+                f"Got one example of shape {x.shape} without the batch axis; the model expects "
+                f"a batch of shape (n, {shape}). Pass x[None] for one example, or slice the "
+                "batch: x[:1] instead of x[0].")
+        require(x.ndim == len(self.data_shape) + 1 and tuple(x.shape[1:]) == self.data_shape,
+                f"Expected data of shape (n, {shape}), got {x.shape}. Reshape the data, or "
+                f"build the model with data_shape={x.shape[1:]}.")
+        if self.is_count_model:
+            return likelihoods.validate_counts(x).astype(np.float32)
+        require(len(x) > 0, "The data is empty; pass at least one example.")
+        check_finite(x)
+        if self.likelihood == "bernoulli":
+            require(x.min() >= 0 and x.max() <= 1,
+                    f"The Bernoulli likelihood needs pixel values in [0, 1], got values from "
+                    f"{x.min():g} to {x.max():g}: images stored as integers 0-255 must be "
+                    "divided by 255.")
+        return x.astype(np.float32)
+
+    def check_inputs(self, x, labels=None):
+        """``(x, None)`` checked as by :meth:`checked_data` (the metrics call it; a
+        ConditionalVAE returns ``(x, labels)``)."""
+        require(labels is None, "A VAE takes no labels; use a ConditionalVAE to condition on them.")
+        return self.checked_data(x), None
+
+    def fit(self, x=None, y=None, **kwargs):
+        """``keras.Model.fit``; a count model first records the median library size of the
+        training cells (of the first batch of a ``tf.data.Dataset``), the default of decode()."""
+        if self.is_count_model:
+            self.check_arrays(x, y)
+            counts = first_batch(x)
+            if counts is not None:
+                self.library_size.assign(float(np.median(np.sum(counts, axis=-1))))
+        return super().fit(x, y, **kwargs)
+
+    # numpy API ---------------------------------------------------------------------------------
+
+    def encode(self, x, return_distribution: bool = False):
+        """The posterior mean of z for each example of ``x`` (numpy).
+
+        Returns:
+            ``z_mean``, or ``(z_mean, z_log_var)`` when ``return_distribution`` is True.
+        """
+        z_mean, z_log_var = in_batches(self._encode, [self.checked_data(x)])
+        return (z_mean, z_log_var) if return_distribution else z_mean
+
+    def decode(self, z, library_size=None):
+        """The likelihood mean of p(x|z) (numpy): pixel probabilities, Gaussian means, or
+        expected counts for cells of ``library_size`` total counts (default: the median of the
+        training cells)."""
+        def decode_batch(z, library):
+            return self._likelihood_mean(self.decoder(z), library)
+
+        return in_batches(decode_batch, self._latent_and_library(z, library_size))
+
+    def generate(self, n: int, seed: int | None = None, library_size=None):
+        """Decode ``n`` draws z ~ N(0, I): new examples, as likelihood means (numpy). A fixed
+        ``seed`` gives the same examples each time."""
+        return self.decode(self._prior_sample(n, seed), library_size)
+
+    def reconstruct(self, x):
+        """Encode ``x`` to its posterior mean and decode it again (numpy)."""
+        return in_batches(self._reconstruction, [self.checked_data(x)])
+
+    def _latent_and_library(self, z, library_size) -> list[np.ndarray]:
+        z = np.asarray(z, np.float32)
+        require(z.ndim == 2 and z.shape[1] == self.latent_dim,
+                f"z must have shape (n, {self.latent_dim}), got {z.shape}.")
+        if library_size is None:
+            library_size = ops.convert_to_numpy(self.library_size) if self.is_count_model else 1
+        library = np.broadcast_to(np.asarray(library_size, np.float32).reshape(-1, 1), (len(z), 1))
+        return [z, np.ascontiguousarray(library)]
+
+    def _prior_sample(self, n: int, seed: int | None) -> np.ndarray:
+        at_least("The number of examples n", n)
+        if seed is None:  # The model's own generator: new draws on every call.
+            return ops.convert_to_numpy(
+                distribute.normal((int(n), self.latent_dim), self.seed_generator))
+        return ops.convert_to_numpy(keras.random.normal((int(n), self.latent_dim), seed=seed))
+
+
+class ConditionalVAEArrays(VAEArrays):
+    """numpy API and input checks of :class:`course.models.ConditionalVAE`: with labels."""
+
+    def check_label_batch(self, labels) -> None:
+        """In-graph check that the labels of a batch are integers in [0, num_classes)."""
+        values = tf.cast(labels, tf.float32)
+        assert_batch((values >= 0) & (values < self.num_classes) & (values == tf.round(values)),
+                     f"The labels must be integers in [0, {self.num_classes}); relabel the data "
+                     "or build the model with more classes.")
+
+    def check_arrays(self, *values) -> None:
+        arrays = input_arrays(*values)
+        if arrays:
+            require(len(arrays) >= 2,
+                    "A ConditionalVAE is fit on (x, labels); the labels are missing.")
+            self.check_inputs(arrays[0], arrays[1])
+
+    def check_inputs(self, x, labels=None):
+        """``(x, labels)`` checked: one integer label in [0, num_classes) per example."""
+        x = self.checked_data(x)
+        return x, self._checked_labels(labels, len(x))
+
+    def _checked_labels(self, labels, n: int) -> np.ndarray:
+        require(labels is not None, "A ConditionalVAE needs labels: one integer per example.")
+        labels = np.broadcast_to(labels, (n,)) if np.ndim(labels) == 0 else np.asarray(labels)
+        require(labels.shape == (n,),
+                f"labels must be {n} integers (one per example), got shape {labels.shape}.")
+        check_labels(labels, self.num_classes)
+        return np.ascontiguousarray(labels.astype(np.int32))
+
+    def encode(self, x, labels, return_distribution: bool = False):
+        """The posterior mean of z given examples and their labels (see :meth:`VAE.encode`)."""
+        arrays = self.check_inputs(x, labels)
+        z_mean, z_log_var = in_batches(lambda *inputs: self._encode(inputs), arrays)
+        return (z_mean, z_log_var) if return_distribution else z_mean
+
+    def decode(self, z, labels, library_size=None):
+        """The likelihood mean of p(x|z, label) (numpy); ``labels`` may be one int for all."""
+        arrays = self._latent_and_library(z, library_size)
+        arrays.append(self._checked_labels(labels, len(arrays[0])))
+
+        def decode_batch(z, library, labels):
+            return self._likelihood_mean(self._decode(z, labels), library)
+
+        return in_batches(decode_batch, arrays)
+
+    def generate(self, labels, seed: int | None = None, library_size=None):
+        """One new example per requested label (numpy); a fixed ``seed`` repeats them."""
+        labels = requested_labels(labels, self.num_classes)
+        return self.decode(self._prior_sample(len(labels), seed), labels, library_size)
+
+    def reconstruct(self, x, labels):
+        """Encode ``(x, labels)`` to the posterior mean and decode it with the same labels."""
+        arrays = self.check_inputs(x, labels)
+        return in_batches(lambda *inputs: self._reconstruction(inputs), arrays)
