@@ -27,7 +27,7 @@ def build_model(name: str):
     from course import models
 
     if name == "vae":
-        model = models.VAE(input_shape=(28, 28, 1), latent_dim=2, hidden_units=(256, 128))
+        model = models.VAE(data_shape=(28, 28, 1), latent_dim=2, hidden_units=(256, 128))
         model.compile(optimizer="adam")
     else:
         model = models.GAN(data_shape=(28, 28, 1), latent_dim=64, hidden_units=(256, 256))

@@ -67,8 +67,8 @@ class KLWarmup(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         fraction = min(1.0, epoch / self.epochs)
-        self.model.beta.assign(fraction * self.model.target_beta)
+        self.model.kl_weight.assign(fraction * self.model.beta)
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
-            logs["beta"] = float(keras.ops.convert_to_numpy(self.model.beta))
+            logs["beta"] = float(keras.ops.convert_to_numpy(self.model.kl_weight))

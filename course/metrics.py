@@ -192,8 +192,9 @@ def _batches(n: int, batch_size: int):
     return [slice(start, start + batch_size) for start in range(0, n, batch_size)]
 
 
-def _rows(labels, rows: slice):
-    return None if labels is None else labels[rows]
+def _rows(x, labels, rows: slice):
+    """A VAE's inputs for some rows: x, or (x, labels) for a ConditionalVAE."""
+    return x[rows] if labels is None else (x[rows], labels[rows])
 
 
 def elbo(model, x, labels=None, batch_size: int = 256) -> float:
@@ -208,7 +209,7 @@ def elbo(model, x, labels=None, batch_size: int = 256) -> float:
     x, labels = model.check_inputs(x, labels)
     total = 0.0
     for rows in _batches(len(x), batch_size):
-        reconstruction_loss, kl_loss = model.loss_terms(x[rows], _rows(labels, rows))
+        reconstruction_loss, kl_loss = model.loss_terms(_rows(x, labels, rows))
         total += float(np.sum(np.asarray(reconstruction_loss) + np.asarray(kl_loss)))
     return -total / len(x)
 
@@ -247,7 +248,7 @@ def marginal_log_likelihood(
             label_copies = None if labels is None else np.tile(labels[rows], copies)
             x_copies = np.tile(x[rows], (copies,) + (1,) * (x.ndim - 1))
             log_weight = (
-                np.asarray(log_likelihood(x_copies, z, label_copies))
+                np.asarray(log_likelihood(_rows(x_copies, label_copies, slice(None)), z))
                 + norm.logpdf(z).sum(axis=-1)
                 - norm.logpdf(z, mean_copies, std_copies).sum(axis=-1)
             )

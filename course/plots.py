@@ -314,7 +314,7 @@ def interpolation(vae, x_a, x_b, steps: int = 10, title: str = "Latent interpola
 
 def samples(vae, n: int = 100, n_cols: int = 10, title: str = "Samples from the prior"):
     """Decode ``n`` draws from the prior of an image VAE."""
-    return image_grid(vae.sample(n), n_cols=n_cols, title=title)
+    return image_grid(vae.generate(n), n_cols=n_cols, title=title)
 
 
 # --- LDVAE, scGen, DCA ------------------------------------------------------------------------
@@ -325,7 +325,7 @@ def top_genes_per_factor(loadings, gene_names, n_top: int = 8, n_cols: int = 5,
     """One bar chart per latent factor: its ``n_top`` genes of largest absolute loading.
 
     Args:
-        loadings: array (n_genes, n_factors), e.g. ``VAE(decoder="linear").loadings()``.
+        loadings: array (n_genes, n_factors), e.g. ``VAE(linear_decoder=True).loadings()``.
         gene_names: one name per gene.
     """
     loadings = np.asarray(loadings)

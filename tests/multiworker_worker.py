@@ -33,7 +33,7 @@ def main(out_path: str, mode: str) -> None:
     data = np.random.default_rng(0).normal(size=(64, 12)).astype("float32")
     dataset = datasets.as_dataset(data, batch_size=GLOBAL_BATCH, shuffle=False, drop_remainder=True)
     with strategy.scope():
-        vae = models.VAE(input_shape=(12,), latent_dim=2, hidden_units=(8,), likelihood="gaussian")
+        vae = models.VAE(data_shape=(12,), latent_dim=2, hidden_units=(8,), likelihood="gaussian")
         vae.compile(optimizer=keras.optimizers.SGD(0.01))
         gan = models.GAN(data_shape=(12,), latent_dim=4, hidden_units=(8,))
         gan.compile(

@@ -17,7 +17,7 @@ def digits():
 
 @pytest.fixture(scope="module")
 def vae():
-    return models.VAE(input_shape=(28, 28, 1), latent_dim=2, hidden_units=(16,), seed=0)
+    return models.VAE(data_shape=(28, 28, 1), latent_dim=2, hidden_units=(16,), seed=0)
 
 
 def test_vae_verbs_take_and_return_batches(vae, digits):
@@ -26,7 +26,7 @@ def test_vae_verbs_take_and_return_batches(vae, digits):
     z_mean, z_log_var = vae.encode(digits, return_distribution=True)
     assert z_log_var.shape == (8, 2)
     assert vae.decode(z).shape == (8, 28, 28, 1)
-    assert vae.sample(3).shape == (3, 28, 28, 1)
+    assert vae.generate(3).shape == (3, 28, 28, 1)
     assert vae.reconstruct(digits[:2]).shape == (2, 28, 28, 1)
 
 
@@ -34,16 +34,16 @@ def test_one_example_without_the_batch_axis_is_named_as_such(vae, digits):
     with pytest.raises(ValueError, match="without the batch axis") as error:
         vae.encode(digits[0])
     assert "x[None]" in str(error.value) and "x[:1]" in str(error.value)
-    assert "input_shape=(28, 1)" not in str(error.value)
+    assert "data_shape=(28, 1)" not in str(error.value)
     assert vae.encode(digits[0][None]).shape == (1, 2)
 
 
 def test_conditional_models_take_one_label_per_example(digits):
-    cvae = models.ConditionalVAE(input_shape=(28, 28, 1), num_classes=10, latent_dim=2,
+    cvae = models.ConditionalVAE(data_shape=(28, 28, 1), num_classes=10, latent_dim=2,
                                  hidden_units=(16,), seed=0)
     labels = np.arange(8) % 10
     assert cvae.encode(digits, labels).shape == (8, 2)
-    assert cvae.sample(4, np.array([3, 3, 7, 7])).shape == (4, 28, 28, 1)
+    assert cvae.generate(np.array([3, 3, 7, 7])).shape == (4, 28, 28, 1)
     cgan = models.ConditionalGAN(data_shape=(28, 28, 1), num_classes=10, latent_dim=8)
     assert cgan.generate(np.array([0, 1, 2]), seed=0).shape == (3, 28, 28, 1)
 

@@ -30,7 +30,7 @@ def build_nb_vae(counts: np.ndarray, seed: int):
 
     from course import models
 
-    vae = models.VAE(input_shape=(counts.shape[1],), latent_dim=LATENT_DIM,
+    vae = models.VAE(data_shape=(counts.shape[1],), latent_dim=LATENT_DIM,
                      hidden_units=HIDDEN_UNITS, likelihood="nb", seed=seed)
     vae.compile(optimizer=keras.optimizers.Adam(1e-3))
     return vae
