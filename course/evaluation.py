@@ -34,23 +34,26 @@ DENSE_DETECTION = 0.5  # dense targets are detected in at least half of the trai
 KNN_NEIGHBOURS = (5, 10, 20, 40)
 RIDGE_ALPHAS = tuple(np.logspace(-1, 5, 13))
 
-# Metric name -> (direction, description); the direction says which way is better.
-ACCURACY_METRICS = {
-    "pearson_r": ("higher", "mean over genes of Pearson's r between true and predicted values"),
-    "spearman_r": ("higher", "mean over genes of Spearman's rank correlation"),
-    "rmse": ("lower", "root mean squared error over all entries"),
-    "mae": ("lower", "mean absolute error over all entries"),
-    "cell_r": ("higher", "mean over cells of the centred per-cell r (deviations from the "
-                         "training mean)"),
+# Metric name -> (kind, direction, description); the direction says which way is better. The
+# accuracy metrics are also computed on the dense and on the sparse targets alone.
+METRICS = {
+    "pearson_r": ("accuracy", "higher",
+                  "mean over genes of Pearson's r between true and predicted values"),
+    "spearman_r": ("accuracy", "higher", "mean over genes of Spearman's rank correlation"),
+    "rmse": ("accuracy", "lower", "root mean squared error over all entries"),
+    "mae": ("accuracy", "lower", "mean absolute error over all entries"),
+    "cell_r": ("accuracy", "higher",
+               "mean over cells of the centred per-cell r (deviations from the training mean)"),
+    "variance_ratio": ("realism", "1 is best", "median over genes of var(predicted) / var(true)"),
+    "zero_fraction": ("realism", "truth is best",
+                      "share of predicted entries below 0.5 (not detected)"),
+    "mmd": ("realism", "lower",
+            "MMD^2 (RBF, median bandwidth) between predicted and true test cells"),
+    "auc": ("realism", "0.5 is best", "cross-validated AUC of a real-vs-predicted classifier"),
+    "cell_type_accuracy": ("realism", "higher", "kNN cell-type classifier of real training "
+                                                "cells, applied to the predicted profiles"),
 }
-REALISM_METRICS = {
-    "variance_ratio": ("1 is best", "median over genes of var(predicted) / var(true)"),
-    "zero_fraction": ("truth is best", "share of predicted entries below 0.5 (not detected)"),
-    "mmd": ("lower", "MMD^2 (RBF, median bandwidth) between predicted and true test cells"),
-    "auc": ("0.5 is best", "cross-validated AUC of a real-vs-predicted classifier"),
-    "cell_type_accuracy": ("higher", "kNN cell-type classifier of real training cells, "
-                                     "applied to the predicted profiles"),
-}
+ACCURACY_METRICS = [name for name, (kind, _, _) in METRICS.items() if kind == "accuracy"]
 
 
 # --- Scoring -----------------------------------------------------------------------------------

@@ -40,31 +40,32 @@ class Case:
     compile: Callable[[keras.Model], None]
     data: object
     loss_keys: tuple[str, ...]
+    draws_noise: bool = True
 
 
 CASES = {
     "vae": Case(
-        lambda: models.VAE(input_shape=(12,), latent_dim=2, hidden_units=(8,),
+        lambda: models.VAE(data_shape=(12,), latent_dim=2, hidden_units=(8,),
                            likelihood="gaussian"),
         lambda model: model.compile(optimizer=sgd()),
         GAUSSIAN_DATA,
         ("loss", "reconstruction_loss", "kl_loss"),
     ),
     "batch-norm-vae": Case(
-        lambda: models.VAE(input_shape=(12,), latent_dim=2, hidden_units=(8,),
+        lambda: models.VAE(data_shape=(12,), latent_dim=2, hidden_units=(8,),
                            likelihood="gaussian", batch_norm=True),
         lambda model: model.compile(optimizer=sgd()),
         GAUSSIAN_DATA,
         ("loss", "reconstruction_loss", "kl_loss"),
     ),
     "nb-vae": Case(
-        lambda: models.VAE(input_shape=(12,), latent_dim=2, hidden_units=(8,), likelihood="nb"),
+        lambda: models.VAE(data_shape=(12,), latent_dim=2, hidden_units=(8,), likelihood="nb"),
         lambda model: model.compile(optimizer=sgd()),
         COUNT_DATA,
         ("loss", "reconstruction_loss", "kl_loss"),
     ),
     "conditional-vae": Case(
-        lambda: models.ConditionalVAE(input_shape=(12,), num_classes=3, latent_dim=2,
+        lambda: models.ConditionalVAE(data_shape=(12,), num_classes=3, latent_dim=2,
                                       hidden_units=(8,), likelihood="gaussian"),
         lambda model: model.compile(optimizer=sgd()),
         (GAUSSIAN_DATA, LABELS),
@@ -88,6 +89,13 @@ CASES = {
         lambda model: model.compile(d_optimizer=sgd(), g_optimizer=sgd()),
         (GAUSSIAN_DATA[:, :5], GAUSSIAN_DATA[:, 5:]),
         ("d_loss", "g_loss", "adversarial_loss", "reconstruction_loss", "consistency_loss"),
+    ),
+    "mlp-regressor": Case(
+        lambda: models.MLPRegressor(n_landmarks=5, n_targets=7, hidden_units=(8,)),
+        lambda model: model.compile(optimizer=sgd(), loss="mse"),
+        (GAUSSIAN_DATA[:, :5], GAUSSIAN_DATA[:, 5:]),
+        ("loss",),
+        draws_noise=False,
     ),
 }
 
@@ -159,7 +167,7 @@ def test_the_comparison_fails_when_the_loss_is_not_scaled_by_replicas(
         assert_same_training(single, distributed, case.loss_keys)
 
 
-@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("name", [name for name, case in CASES.items() if case.draws_noise])
 def test_every_model_draws_its_noise_per_replica(name, monkeypatch):
     """All latent noise goes through distribute.normal, which differs between replicas
     (see test_distribute.py): keras.random alone would repeat it on every replica."""

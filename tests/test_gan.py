@@ -7,6 +7,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from keras import ops
 
 from course import datasets
@@ -218,3 +219,46 @@ def test_gan_trains_in_mixed_precision():
     assert all(np.isfinite(values[-1]) for values in history.history.values())
     assert gan.generate(2, seed=0).dtype == np.float32
 
+
+
+def later_batch_poisoned(data, row=20):
+    """A pipeline of 8-example batches whose third batch (not the first) holds NaN."""
+    images = data[0] if isinstance(data, tuple) else data
+    images[row, 0, 0, 0] = np.nan
+    # tf.data itself (datasets.as_dataset would refuse the NaN before any step).
+    return tf.data.Dataset.from_tensor_slices(data).batch(8)
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_nan_in_a_later_batch_of_a_dataset_is_a_short_value_error(conditional):
+    gan = ConditionalGAN(IMAGE_SHAPE, 3, **SMALL) if conditional else GAN(IMAGE_SHAPE, **SMALL)
+    gan.compile()
+    data = (tiny_images(32), tiny_labels(32)) if conditional else tiny_images(32)
+    dataset = later_batch_poisoned(data)
+    with pytest.raises(ValueError, match="The data contains NaN or infinite values") as error:
+        gan.fit(dataset, epochs=1, verbose=0)
+    assert len(str(error.value)) < 300
+    assert all(np.all(np.isfinite(np.array(w))) for w in gan.weights)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        gan.evaluate(dataset, verbose=0)
+    if conditional:  # predict() takes (data, labels) as the model's one input.
+        dataset = dataset.map(lambda images, labels: ((images, labels),))
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        gan.predict(dataset, verbose=0)
+
+
+@pytest.mark.parametrize("bad_label, message", [
+    (3, r"labels must be in \[0, 3\)"),
+    (-1, r"labels must be in \[0, 3\)"),
+    (1.5, "integer class indices"),
+])
+def test_bad_labels_in_a_later_batch_of_a_dataset_are_a_short_value_error(bad_label, message):
+    cgan = ConditionalGAN(IMAGE_SHAPE, num_classes=3, **SMALL)
+    cgan.compile()
+    labels = tiny_labels(32).astype(type(bad_label))
+    labels[20] = bad_label
+    dataset = tf.data.Dataset.from_tensor_slices((tiny_images(32), labels)).batch(8)
+    for method in (cgan.fit, cgan.evaluate):
+        with pytest.raises(ValueError, match=message) as error:
+            method(dataset, verbose=0)
+        assert len(str(error.value)) < 300

@@ -28,7 +28,7 @@ from keras import ops
 
 from course import distribute, likelihoods, networks
 from course.models.base import Configurable
-from course.models.vae import _in_batches
+from course.models.vae_arrays import in_batches
 from course.models.validation import (
     CheckedInputs,
     assert_batch,
@@ -36,6 +36,7 @@ from course.models.validation import (
     check_shape,
     finite_batch,
     input_arrays,
+    require,
 )
 
 # DCA clips the mean to [1e-5, 1e6] and the inverse dispersion to [1e-4, 1e4].
@@ -168,11 +169,6 @@ class DCA(Configurable, CheckedInputs, keras.Model):
                      "Some cells have no counts at all; remove them before DCA.")
         return x
 
-    def check_arrays(self, *values) -> None:
-        arrays = input_arrays(*values)
-        if arrays:
-            self.check_inputs(arrays[0])
-
     def check_inputs(self, x) -> np.ndarray:
         """``x`` as float32 raw counts of shape (n_cells, n_genes), or a clear ValueError."""
         x = np.asarray(x)
@@ -184,12 +180,20 @@ class DCA(Configurable, CheckedInputs, keras.Model):
             raise ValueError("Some cells have no counts at all; remove them before DCA.")
         return x.astype(np.float32)
 
+    def check_arrays(self, *values) -> None:
+        arrays = input_arrays(*values)
+        if arrays:
+            self.check_inputs(arrays[0])
+
     def fit(self, x=None, y=None, **kwargs):
         """``keras.Model.fit`` on raw counts (an array or a tf.data pipeline of them), after
         checking them and recording the median library size, each gene's mean normalized count
         and the means and deviations of the normalized input (over all of the cells; this reads
         a pipeline once)."""
         if isinstance(x, tf.data.Dataset):
+            require(x.cardinality() != tf.data.INFINITE_CARDINALITY,
+                    "DCA.fit reads the dataset once for its statistics (library sizes, gene "
+                    "means): pass a finite dataset (without repeat()) and choose epochs.")
             batches = [keras.utils.unpack_x_y_sample_weight(batch)[0] for batch in x]
             counts = self.check_inputs(np.concatenate([np.asarray(b) for b in batches]))
         else:
@@ -205,9 +209,9 @@ class DCA(Configurable, CheckedInputs, keras.Model):
 
     def denoise(self, x) -> np.ndarray:
         """The denoised expected counts ``mu`` of each cell and gene (numpy): the imputation."""
-        return _in_batches(lambda batch: self.zinb_parameters(batch)[0], [self.check_inputs(x)])
+        return in_batches(lambda batch: self.zinb_parameters(batch)[0], [self.check_inputs(x)])
 
     def encode(self, x) -> np.ndarray:
         """The bottleneck code of each cell (numpy)."""
-        return _in_batches(lambda batch: self.encoder(self._normalize(batch)),
+        return in_batches(lambda batch: self.encoder(self._normalize(batch)),
                            [self.check_inputs(x)])

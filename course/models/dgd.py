@@ -133,9 +133,8 @@ class DGD(Configurable, CheckedInputs, keras.Model):
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.decoder = self._build_decoder()
         self._add_weights()
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
-        self.prior_loss_tracker = keras.metrics.Mean(name="prior_loss")
+        self.trackers = [keras.metrics.Mean(name=name)
+                         for name in ("loss", "reconstruction_loss", "prior_loss")]
         self.built = True
 
     def _add_weights(self) -> None:
@@ -157,7 +156,7 @@ class DGD(Configurable, CheckedInputs, keras.Model):
 
     @property
     def metrics(self):
-        return [self.loss_tracker, self.reconstruction_loss_tracker, self.prior_loss_tracker]
+        return self.trackers
 
     @property
     def network_weights(self) -> list:
@@ -232,9 +231,9 @@ class DGD(Configurable, CheckedInputs, keras.Model):
                                      reconstruction_loss, prior_loss)
 
     def _update_trackers(self, loss, reconstruction_loss, prior_loss):
-        self.loss_tracker.update_state(loss)
-        self.reconstruction_loss_tracker.update_state(ops.mean(reconstruction_loss))
-        self.prior_loss_tracker.update_state(ops.mean(prior_loss))
+        """Log the mean loss, reconstruction loss and prior loss of the batch."""
+        for tracker, value in zip(self.trackers, (loss, reconstruction_loss, prior_loss)):
+            tracker.update_state(ops.mean(value))
         return {metric.name: metric.result() for metric in self.metrics}
 
     def compile(self, optimizer=None, representation_optimizer=None, **kwargs) -> None:
@@ -255,6 +254,8 @@ class DGD(Configurable, CheckedInputs, keras.Model):
 
     def get_compile_config(self) -> dict:
         config = super().get_compile_config()
+        if not self.compiled:  # Nothing to save (a model is saved before compile()).
+            return config
         config["representation_optimizer"] = keras.saving.serialize_keras_object(
             self.representation_optimizer
         )

@@ -51,9 +51,8 @@ class DNAGAN(WassersteinGAN):
         latent_dim: size of the latent vector z.
         filters: channels of the 1-D convolutions of both networks, one entry per layer.
         kernel_size: width of the convolutions.
-        n_critic: critic steps per generator step.
-        gp_weight: weight lambda of the gradient penalty.
-        seed: seed of the model's random number generator.
+        **kwargs: ``n_critic``, ``gp_weight`` and ``seed`` of
+            :class:`~course.models.wgan.WassersteinGAN`.
     """
 
     def __init__(
@@ -62,9 +61,6 @@ class DNAGAN(WassersteinGAN):
         latent_dim: int = 32,
         filters: tuple[int, ...] = (64, 64),
         kernel_size: int = 5,
-        n_critic: int = 5,
-        gp_weight: float = 10.0,
-        seed: int = 1337,
         **kwargs,
     ):
         for name, value in (("sequence_length", sequence_length), ("latent_dim", latent_dim),
@@ -73,7 +69,7 @@ class DNAGAN(WassersteinGAN):
         self.sequence_length, self.latent_dim = int(sequence_length), int(latent_dim)
         self.data_shape = (self.sequence_length, 4)
         self.filters, self.kernel_size = tuple(filters), int(kernel_size)
-        super().__init__(n_critic=n_critic, gp_weight=gp_weight, seed=seed, **kwargs)
+        super().__init__(**kwargs)
 
     def _build_generator(self) -> keras.Model:
         latent = keras.Input((self.latent_dim,), name="latent")

@@ -121,6 +121,8 @@ class AdversarialModel(Configurable, CheckedInputs, keras.Model):
     def get_compile_config(self) -> dict:
         """The compile arguments, with both optimizers serialized (for ``.keras`` saving)."""
         config = super().get_compile_config()
+        if not self.compiled:  # Nothing to save (a model is saved before compile()).
+            return config
         config.pop("optimizer", None)
         config["d_optimizer"] = keras.saving.serialize_keras_object(self.d_optimizer)
         config["g_optimizer"] = keras.saving.serialize_keras_object(self.g_optimizer)

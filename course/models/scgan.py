@@ -51,9 +51,8 @@ class ScGAN(WassersteinGAN):
         generator_units: hidden widths of the generator (the paper: 256, 512, 1024).
         critic_units: hidden widths of the critic (the paper: 1024, 512, 256).
         library_size: counts per cell, real and generated (the paper: 20,000).
-        n_critic: critic steps per generator step (the paper: 5).
-        gp_weight: weight lambda of the gradient penalty (the paper: 10).
-        seed: seed of the model's random number generator.
+        **kwargs: ``n_critic`` (the paper: 5), ``gp_weight`` (the paper: 10) and ``seed`` of
+            :class:`~course.models.wgan.WassersteinGAN`, whose defaults are the paper's.
     """
 
     def __init__(
@@ -63,9 +62,6 @@ class ScGAN(WassersteinGAN):
         generator_units: tuple[int, ...] = (256, 512),
         critic_units: tuple[int, ...] = (512, 256),
         library_size: float = 20000.0,
-        n_critic: int = 5,
-        gp_weight: float = 10.0,
-        seed: int = 1337,
         **kwargs,
     ):
         at_least("n_genes", n_genes)
@@ -75,7 +71,7 @@ class ScGAN(WassersteinGAN):
         self.data_shape = (self.n_genes,)
         self.generator_units, self.critic_units = tuple(generator_units), tuple(critic_units)
         self.library_size = float(library_size)
-        super().__init__(n_critic=n_critic, gp_weight=gp_weight, seed=seed, **kwargs)
+        super().__init__(**kwargs)
 
     def _build_generator(self) -> keras.Model:
         latent = keras.Input((self.latent_dim,), name="latent")

@@ -106,11 +106,11 @@ class WassersteinGAN(AdversarialModel):
             weights = self.discriminator.trainable_weights
             self.d_optimizer.apply(tape.gradient(scaled_d_loss, weights), weights)
 
-        # Train the generator to raise the critic's score of its output. Note that we should
+        # Train the generator to raise the critic's score of fresh fakes. Note that we should
         # *not* update the weights of the critic here.
-        random_latent_vectors = self._random_latent_vectors(batch_size)
         with tf.GradientTape() as tape:
-            generated_data = self._generate(random_latent_vectors, condition, training=True)
+            generated_data = self._generate(self._random_latent_vectors(batch_size), condition,
+                                            training=True)
             fake_scores = self._discriminate(generated_data, condition, training=True)
             g_loss = -ops.mean(ops.cast(fake_scores, "float32"))
             scaled_g_loss = distribute.scale_loss(g_loss, self.g_optimizer)
@@ -120,8 +120,8 @@ class WassersteinGAN(AdversarialModel):
 
     def test_step(self, data):
         real_data, condition = self._unpack(data)
-        random_latent_vectors = self._random_latent_vectors(ops.shape(real_data)[0])
-        generated_data = self._generate(random_latent_vectors, condition)
+        generated_data = self._generate(self._random_latent_vectors(ops.shape(real_data)[0]),
+                                        condition)
         real_scores = self._discriminate(real_data, condition)
         fake_scores = self._discriminate(generated_data, condition)
         penalty = self.gradient_penalty(real_data, generated_data, condition)
