@@ -106,6 +106,23 @@ def test_holdout_refuses_data_without_the_columns(perturbation):
         vae_family.scgen_holdout(perturbation, "type_9", 1)
 
 
+def test_nan_expression_is_refused_at_fit_predict_and_in_the_perturbation(trained, perturbation):
+    x = np.asarray(perturbation.X)[:64].copy()
+    x[5, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        trained.fit(x, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="NaN"):
+        trained.predict(x, verbose=0)
+    with pytest.raises(ValueError, match="NaN"):
+        trained.predict_perturbation(x, np.zeros(4, np.float32))
+
+
+def test_the_config_names_the_constructor_arguments(trained):
+    config = trained.get_config()
+    assert config["data_shape"] == (N_GENES,) and config["latent_dim"] == 4
+    assert config["likelihood"] == "gaussian" and "input_shape" not in config
+
+
 def test_save_and_load_keep_the_model(tmp_path, trained, perturbation):
     trained.save(tmp_path / "scgen.keras")
     loaded = keras.models.load_model(tmp_path / "scgen.keras")

@@ -55,6 +55,14 @@ def test_elbo_of_a_conditional_vae_needs_and_uses_labels(trained_vae):
     assert np.isfinite(metrics.elbo(model, images, labels))
     with pytest.raises(ValueError, match="needs labels"):
         metrics.elbo(model, images)
+    iwae = metrics.marginal_log_likelihood(model, images[:16], labels[:16], n_samples=2)
+    assert np.isfinite(iwae)
+
+
+def test_elbo_of_an_unconditional_vae_refuses_labels(trained_vae):
+    model, images, labels = trained_vae
+    with pytest.raises(ValueError, match="takes no labels"):
+        metrics.elbo(model, images, labels)
 
 
 def test_elbo_refuses_normalized_data_for_a_count_model():

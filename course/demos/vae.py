@@ -12,20 +12,29 @@ LEARNING_RATE = 1e-3
 IWAE_SAMPLES = 100
 
 
-def _fit(run: Run, model, data, n_examples: int, epochs: int):
-    """Compile inside the strategy scope and fit on a shuffled tf.data pipeline."""
+def _train(run: Run, build, data, n_examples: int):
+    """Build and compile a model inside the strategy scope, fit it on a shuffled tf.data
+    pipeline for ``run.epochs`` and save it; returns the model and its history."""
     import keras
 
     with run.strategy.scope():
+        model = build()
         model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE))
-    return run.fit(model, run.dataset(data, BATCH_SIZE), n_examples, epochs=epochs)
+    history = run.fit(model, run.dataset(data, BATCH_SIZE), n_examples, epochs=run.epochs)
+    run.save_model(model)
+    return model, history
 
 
-def _mnist_data(run: Run, x_train, x_test) -> dict:
+def _mnist(run: Run):
+    """``(x_train, y_train, x_test, y_test)`` and the data record of the report."""
+    from course import datasets
     from course.demos import data_source_name
 
-    return {"name": "MNIST", "source": data_source_name("mnist", run.source),
-            "n_train": len(x_train), "n_test": len(x_test)}
+    x_train, y_train = datasets.load_mnist("train", source=run.source)
+    x_test, y_test = datasets.load_mnist("test", source=run.source)
+    record = {"name": "MNIST", "source": data_source_name("mnist", run.source),
+              "n_train": len(x_train), "n_test": len(x_test)}
+    return (x_train, y_train, x_test, y_test), record
 
 
 # The dense VAE: on the bundled digits it reaches a slightly better test ELBO than the
@@ -33,15 +42,12 @@ def _mnist_data(run: Run, x_train, x_test) -> dict:
 @demo("vae-mnist", "VAE with a 2-D latent space on MNIST: manifold, samples, test ELBO/IWAE",
             epochs=30, data="mnist")
 def vae_mnist(run: Run) -> dict:
-    from course import datasets, metrics, models, plots
+    from course import metrics, models, plots
 
-    x_train, _ = datasets.load_mnist("train", source=run.source)
-    x_test, y_test = datasets.load_mnist("test", source=run.source)
-    with run.strategy.scope():
-        vae = models.VAE(data_shape=(28, 28, 1), latent_dim=2, hidden_units=(256, 128),
-                         likelihood="bernoulli", network="dense", seed=run.seed)
-    history = _fit(run, vae, x_train, len(x_train), run.epochs)
-    run.save_model(vae)
+    (x_train, _, x_test, y_test), data = _mnist(run)
+    vae, history = _train(run, lambda: models.VAE(
+        data_shape=(28, 28, 1), latent_dim=2, hidden_units=(256, 128), likelihood="bernoulli",
+        network="dense", seed=run.seed), x_train, len(x_train))
     run.save_figure(plots.history(history, title="VAE on MNIST: negative ELBO and its terms",
                                   units="nats per image"), "history.png")
     run.save_figure(plots.manifold_grid(vae, n=15, span=2.5), "manifold.png")
@@ -53,7 +59,7 @@ def vae_mnist(run: Run) -> dict:
                                          legend_title="digit"), "latent.png")
     return run.report(
         epochs=run.epochs,
-        data=_mnist_data(run, x_train, x_test),
+        data=data,
         metrics={
             "test_elbo": metrics.elbo(vae, x_test),
             "test_log_likelihood_iwae": metrics.marginal_log_likelihood(
@@ -67,16 +73,12 @@ def vae_mnist(run: Run) -> dict:
 @demo("cvae-mnist", "Conditional VAE on MNIST: each digit 0-9 on request, label accuracy",
             epochs=30, data="mnist")
 def cvae_mnist(run: Run) -> dict:
-    from course import datasets, metrics, models, plots
+    from course import metrics, models, plots
 
-    x_train, y_train = datasets.load_mnist("train", source=run.source)
-    x_test, y_test = datasets.load_mnist("test", source=run.source)
-    with run.strategy.scope():
-        cvae = models.ConditionalVAE(data_shape=(28, 28, 1), num_classes=10, latent_dim=2,
-                                     hidden_units=(256, 128), likelihood="bernoulli",
-                                     seed=run.seed)
-    history = _fit(run, cvae, (x_train, y_train), len(x_train), run.epochs)
-    run.save_model(cvae)
+    (x_train, y_train, x_test, y_test), data = _mnist(run)
+    cvae, history = _train(run, lambda: models.ConditionalVAE(
+        data_shape=(28, 28, 1), num_classes=10, latent_dim=2, hidden_units=(256, 128),
+        likelihood="bernoulli", seed=run.seed), (x_train, y_train), len(x_train))
     run.save_figure(plots.history(history, title="Conditional VAE on MNIST",
                                   units="nats per image"), "history.png")
     # One row per digit; each column keeps the same z, so it shows one "style" for all digits.
@@ -95,7 +97,7 @@ def cvae_mnist(run: Run) -> dict:
           "(chance 0.100)")
     return run.report(
         epochs=run.epochs,
-        data=_mnist_data(run, x_train, x_test),
+        data=data,
         metrics={"test_elbo": metrics.elbo(cvae, x_test, y_test),
                  "conditional_accuracy": scores["conditional_accuracy"]},
     )
@@ -110,11 +112,9 @@ def vae_pbmc(run: Run) -> dict:
     adata = datasets.load_pbmc(source=run.source)
     counts = datasets.counts(adata)
     cell_types, names = datasets.labels(adata, "cell_type")
-    with run.strategy.scope():
-        vae = models.VAE(data_shape=(counts.shape[1],), latent_dim=10, hidden_units=(128,),
-                         likelihood="nb", seed=run.seed)
-    history = _fit(run, vae, counts, len(counts), run.epochs)
-    run.save_model(vae)
+    vae, history = _train(run, lambda: models.VAE(
+        data_shape=(counts.shape[1],), latent_dim=10, hidden_units=(128,), likelihood="nb",
+        seed=run.seed), counts, len(counts))
     run.save_figure(plots.history(history, title="NB VAE on PBMC counts",
                                   units="nats per cell"), "history.png")
     embeddings = {"vae": vae.encode(counts),
