@@ -68,7 +68,7 @@ plt.title(f"{(y_test == 0).mean():.0%} of the entries are 0; "
 # When a gene is undetected in more than half of the cells its median is 0: the best constant
 # under MAE says "never expressed", in every cell. No model of the cells is needed for that.
 #
-# ### Exercise 5.1: The floors
+# ## Exercise 5.1: The floors
 # Write `per_gene_floor(y_train, n_cells, statistic)`: the per-gene `"mean"` or `"median"` of
 # the training cells, repeated for `n_cells` cells (an array of shape `(n_cells, n_genes)`).
 
@@ -100,7 +100,7 @@ for statistic, prediction in floors.items():
 # overfits; ridge regression shrinks the weights by a penalty alpha * |w|^2, and `RidgeCV`
 # chooses alpha by (efficient leave-one-out) cross-validation **on the cells it is given**.
 #
-# ### Exercise 5.2: A regularized baseline
+# ## Exercise 5.2: A regularized baseline
 # Write `fit_ridge(split)`: fit a `RidgeCV(alphas=evaluation.RIDGE_ALPHAS)` of the standardized
 # targets on the standardized landmarks of the **training** cells only, and return it.
 
@@ -129,7 +129,7 @@ predictions = {"per-gene mean": floors["mean"], "per-gene median": floors["media
 # EarlyStopping(patience=10, restore_best_weights=True)`). The test cells stay untouched until
 # the very end: choosing anything on them would make the test score optimistic.
 #
-# ### Exercise 5.3: The MLP, early-stopped on validation cells
+# ## Exercise 5.3: The MLP, early-stopped on validation cells
 # Write `train_mlp(split, loss, epochs)`: build `models.MLPRegressor(split.n_landmarks,
 # split.n_targets, hidden_units=(256,))`, compile it with `keras.optimizers.Adam(1e-3)` and the
 # given `loss`, fit it on the training cells for at most `epochs` epochs (batch size
@@ -170,7 +170,7 @@ for loss, name in (("mse", "MLP, MSE"), ("mae", "MLP, L1")):
 # truth. $\hat y$ and $\hat y'$ are G's predictions for two noisy copies of the same landmarks:
 # the consistency term asks G to give the same answer for both.
 #
-# ### Exercise 5.4: GGAN's generator loss
+# ## Exercise 5.4: GGAN's generator loss
 # Write `ggan_generator_loss`. All terms are means over the batch (and genes); return the
 # weighted total.
 
@@ -217,7 +217,7 @@ plots.loss_curves(gan_history, title="LandmarkGAN (mse)");
 # the r of a gene that is zero in every test cell. We leave such genes out of the average and
 # count them.
 #
-# ### Exercise 5.5: Per-gene Pearson correlation
+# ## Exercise 5.5: Per-gene Pearson correlation
 # Write `per_gene_correlation(y_true, y_pred)`: one Pearson r per gene (column), over the cells
 # (rows), as a numpy array; NaN where the true or the predicted column is constant.
 

@@ -1,5 +1,6 @@
-"""Lab 2's checks: the solution passes on fresh random inputs, each realistic mistake loses the
-exercise's points with a hint that names the mistake, and the lab's model is the toolkit's VAE."""
+"""Lab 2's checks: each realistic mistake loses the exercise's points with a hint that names the
+mistake, and the lab's model is the toolkit's VAE (that the solution passes, for every lab:
+tests/test_lab_structure.py)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,7 @@ import keras
 import numpy as np
 import pytest
 from keras import ops
-
-from course.grading.registry import exercises, get_exercise, judge, make_inputs, run_probe
-from course.models import VAE
-from course.models.vae import kl_divergence as toolkit_kl_divergence
-from tests.lab_harness import (
-    assert_lab_layout,
+from lab_harness import (
     assert_passes,
     edited_namespace,
     failure_message,
@@ -20,25 +16,13 @@ from tests.lab_harness import (
     with_mistake,
 )
 
+from course.models import VAE
+from course.models.vae import kl_divergence as toolkit_kl_divergence
+
 
 @pytest.fixture(scope="module")
 def lab2():
     return solution_namespace(2)
-
-
-def test_one_heading_marker_and_check_cell_per_exercise_and_separate_modules():
-    assert_lab_layout(2)
-
-
-@pytest.mark.parametrize("exercise_id", ["2.1", "2.2", "2.3", "2.4"])
-def test_the_solution_passes_for_every_seed(lab2, exercise_id):
-    assert_passes(exercise_id, lab2)
-
-
-def test_lab_2_has_four_exercises_with_titles_and_points():
-    entries = exercises(2)
-    assert [entry.id for entry in entries] == ["2.1", "2.2", "2.3", "2.4"]
-    assert all(entry.title and entry.points > 0 and entry.probe for entry in entries)
 
 
 SAMPLER = """
@@ -258,17 +242,6 @@ def test_a_step_without_return_of_the_sampler_is_reported(lab2):
     assert "did you forget the `return`" in failure_message("2.1", wrong)
 
 
-@pytest.mark.parametrize("exercise_id", ["2.1", "2.2", "2.3", "2.4"])
-def test_outputs_of_other_inputs_do_not_pass(lab2, exercise_id):
-    """Outputs recorded for one seed's inputs, or constant outputs, fail on another seed's."""
-    entry = get_exercise(exercise_id)
-    recorded = run_probe(entry.probe, lab2, make_inputs(entry, seed=0))
-    other_inputs = make_inputs(entry, seed=1)
-    assert not judge(entry, other_inputs, recorded).passed
-    constant = {key: value * 0 + 1 for key, value in recorded.items()}
-    assert not judge(entry, other_inputs, constant).passed
-
-
 # --- The lab says: course.models.VAE "is the same model with everything you wrote above inside"
 
 
@@ -281,7 +254,7 @@ def test_the_lab_kl_is_the_toolkit_kl(lab2):
 
 
 def test_the_toolkit_sampler_passes_the_lab_sampler_check():
-    vae = VAE(input_shape=(4,), latent_dim=2, likelihood="gaussian", seed=0)
+    vae = VAE(data_shape=(4,), latent_dim=2, likelihood="gaussian", seed=0)
     assert_passes("2.1", {"sample_z": vae.reparameterize}, seeds=[0])
 
 
@@ -294,7 +267,7 @@ def test_a_training_step_of_the_lab_model_equals_the_toolkit_vae_step():
     def sampler(z_mean, z_log_var):
         return z_mean + ops.exp(0.5 * z_log_var) * epsilon
 
-    toolkit = VAE(input_shape=(28, 28, 1), latent_dim=2, likelihood="bernoulli", seed=0)
+    toolkit = VAE(data_shape=(28, 28, 1), latent_dim=2, likelihood="bernoulli", seed=0)
     toolkit.reparameterize = sampler
     lab = solution_namespace(2)
     lab["sample_z"] = sampler

@@ -1,17 +1,13 @@
-"""Lab 3's checks: the solution passes on fresh random inputs, each realistic mistake loses the
-exercise's points with a hint that names the mistake, and the lab's functions are the toolkit's."""
+"""Lab 3's checks: each realistic mistake loses the exercise's points with a hint that names the
+mistake, and the lab's functions are the toolkit's (that the solution passes, for every lab:
+tests/test_lab_structure.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from keras import ops
-
-from course import likelihoods
-from course.grading.registry import exercises, get_exercise, judge, make_inputs, run_probe
-from course.models import VAE
-from tests.lab_harness import (
-    assert_lab_layout,
+from lab_harness import (
     assert_passes,
     edited_namespace,
     failure_message,
@@ -19,25 +15,13 @@ from tests.lab_harness import (
     with_mistake,
 )
 
+from course import likelihoods
+from course.models import VAE
+
 
 @pytest.fixture(scope="module")
 def lab3():
     return solution_namespace(3)
-
-
-def test_one_heading_marker_and_check_cell_per_exercise_and_separate_modules():
-    assert_lab_layout(3)
-
-
-@pytest.mark.parametrize("exercise_id", ["3.1", "3.2", "3.3"])
-def test_the_solution_passes_for_every_seed(lab3, exercise_id):
-    assert_passes(exercise_id, lab3)
-
-
-def test_lab_3_has_three_exercises_with_titles_and_points():
-    entries = exercises(3)
-    assert [entry.id for entry in entries] == ["3.1", "3.2", "3.3"]
-    assert all(entry.title and entry.points > 0 and entry.probe for entry in entries)
 
 
 NB = """
@@ -161,17 +145,6 @@ def test_reconstructing_normalized_data_loses_the_points(lab3):
     assert "was not given the raw counts" in failure_message("3.3", wrong)
 
 
-@pytest.mark.parametrize("exercise_id", ["3.1", "3.2", "3.3"])
-def test_outputs_of_other_inputs_do_not_pass(lab3, exercise_id):
-    """Outputs recorded for one seed's inputs, or constant outputs, fail on another seed's."""
-    entry = get_exercise(exercise_id)
-    recorded = run_probe(entry.probe, lab3, make_inputs(entry, seed=0))
-    other_inputs = make_inputs(entry, seed=1)
-    assert not judge(entry, other_inputs, recorded).passed
-    constant = {key: value * 0 + 1 for key, value in recorded.items()}
-    assert not judge(entry, other_inputs, constant).passed
-
-
 # --- The lab says the toolkit computes the same things as the student's functions -------------
 
 
@@ -187,7 +160,7 @@ def test_the_count_vae_likelihood_is_built_from_the_lab_functions(lab3):
     rng = np.random.default_rng(0)
     counts = rng.poisson(rng.uniform(0.5, 5.0, (8, 12))).astype("float32")
     counts[:, 0] += 1
-    vae = VAE(input_shape=(12,), latent_dim=3, likelihood="nb", hidden_units=(16,), seed=0)
+    vae = VAE(data_shape=(12,), latent_dim=3, likelihood="nb", hidden_units=(16,), seed=0)
     vae.log_theta.assign(rng.normal(0.0, 0.5, 12).astype("float32"))
     z = vae.encode(counts)
     gene_logits = np.log(vae.decode(z, library_size=1.0))

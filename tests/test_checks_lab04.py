@@ -1,5 +1,5 @@
-"""The checks of lab 4 (GANs on MNIST): the solution passes for any inputs the grader draws, and
-each realistic mistake loses the points with a hint that names it."""
+"""The checks of lab 4 (GANs on MNIST): each realistic mistake loses the points with a hint that
+names it (that the solution passes, for every lab: tests/test_lab_structure.py)."""
 
 from __future__ import annotations
 
@@ -14,28 +14,12 @@ from lab_harness import (
     with_mistake,
 )
 
-from course.grading.registry import get_exercise, judge, make_inputs, run_probe
-
 LAB = 4
 
 
 @pytest.fixture(scope="module")
 def ns():
     return solution_namespace(LAB)
-
-
-@pytest.mark.parametrize("exercise_id", ["4.1", "4.2", "4.3", "4.4", "4.5"])
-def test_the_solution_passes_for_every_seed(ns, exercise_id):
-    assert_passes(exercise_id, ns)
-
-
-@pytest.mark.parametrize("exercise_id", ["4.1", "4.2", "4.3", "4.4", "4.5"])
-def test_outputs_replayed_for_other_inputs_fail(ns, exercise_id):
-    """Forged outputs (those of another draw of the inputs) never pass: the inputs matter."""
-    entry = get_exercise(exercise_id)
-    outputs = run_probe(entry.probe, ns, make_inputs(entry, seed=0))
-    assert judge(entry, make_inputs(entry, seed=0), outputs).passed
-    assert not judge(entry, make_inputs(entry, seed=1), outputs).passed
 
 
 # --- 4.1-4.3: the losses ------------------------------------------------------------------

@@ -1,41 +1,22 @@
-"""The checks of lab 5 (landmark -> target genes): the solution passes for any inputs the grader
-draws, forged outputs fail, and each realistic mistake loses the points with a hint naming it."""
+"""The checks of lab 5 (landmark -> target genes): each realistic mistake loses the points with a
+hint naming it (that the solution passes, for every lab: tests/test_lab_structure.py)."""
 
 from __future__ import annotations
 
 import pytest
 from lab_harness import (
-    assert_passes,
     edited_namespace,
     failure_message,
     solution_namespace,
     with_mistake,
 )
 
-from course.grading.registry import get_exercise, judge, make_inputs, run_probe
-
 LAB = 5
-EXERCISES = ["5.1", "5.2", "5.3", "5.4", "5.5"]
 
 
 @pytest.fixture(scope="module")
 def ns():
     return solution_namespace(LAB)
-
-
-@pytest.mark.parametrize("exercise_id", [
-    *(e for e in EXERCISES if e != "5.3"), pytest.param("5.3", marks=pytest.mark.slow)])
-def test_the_solution_passes_for_every_seed(ns, exercise_id):
-    assert_passes(exercise_id, ns)
-
-
-@pytest.mark.parametrize("exercise_id", ["5.1", "5.2", "5.4", "5.5"])
-def test_outputs_replayed_for_other_inputs_fail(ns, exercise_id):
-    """Forged outputs (those of another draw of the inputs) never pass: the inputs matter."""
-    entry = get_exercise(exercise_id)
-    outputs = run_probe(entry.probe, ns, make_inputs(entry, seed=0))
-    assert judge(entry, make_inputs(entry, seed=0), outputs).passed
-    assert not judge(entry, make_inputs(entry, seed=1), outputs).passed
 
 
 EDITS = [

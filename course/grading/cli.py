@@ -10,16 +10,23 @@ import sys
 
 from course.grading.limits import CELL_TIMEOUT, CHECK_TIMEOUT, TOTAL_TIMEOUT
 
+GRADE_DESCRIPTION = (
+    "Run each submission (.py or .ipynb, or a folder of them) in a fresh sandboxed Jupyter "
+    "kernel with COURSE_SMOKE=1, judge its exercises in the grader, and write "
+    "OUT/<name>-<hash>.json per submission plus OUT/grades.csv (rebuilt from every report in "
+    "OUT). Exits 0 even when submissions fail."
+)
+LABS_DESCRIPTION = (
+    "`build` writes labs/NN_topic.py from solutions/NN_topic.py, replacing each ### BEGIN "
+    "SOLUTION ... ### END SOLUTION block by a NotImplementedError stub; `check` exits 1 if "
+    "labs/ is out of date."
+)
 
 def add_grade_parser(subparsers) -> None:
     """Add ``course grade SUBMISSION... --out DIR``."""
     parser = subparsers.add_parser(
-        "grade",
-        help="grade lab submissions into JSON reports and a CSV",
-        description="Run each submission (.py or .ipynb, or a folder of them) in a fresh "
-        "sandboxed Jupyter kernel with COURSE_SMOKE=1, judge its exercises in the grader, and "
-        "write OUT/<name>-<hash>.json per submission plus OUT/grades.csv (rebuilt from every "
-        "report in OUT). Exits 0 even when submissions fail.",
+        "grade", help="grade lab submissions into JSON reports and a CSV",
+        description=GRADE_DESCRIPTION,
     )
     parser.add_argument("submissions", nargs="+", metavar="SUBMISSION", help="notebook or folder")
     parser.add_argument("--out", required=True, help="folder for the reports")
@@ -89,11 +96,8 @@ def add_grade_parser(subparsers) -> None:
 def add_labs_parser(subparsers) -> None:
     """Add ``course labs build`` and ``course labs check``."""
     parser = subparsers.add_parser(
-        "labs",
-        help="generate labs/ from solutions/, or check that it is up to date",
-        description="`build` writes labs/NN_topic.py from solutions/NN_topic.py, replacing each "
-        "### BEGIN SOLUTION ... ### END SOLUTION block by a NotImplementedError stub; `check` "
-        "exits 1 if labs/ is out of date.",
+        "labs", help="generate labs/ from solutions/, or check that it is up to date",
+        description=LABS_DESCRIPTION,
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     for name, handler, help_text in [

@@ -28,6 +28,10 @@ LAB_FILES = "[0-9][0-9]_*.py"
 _BEGIN = re.compile(r"^(?P<indent>[ \t]*)### BEGIN SOLUTION\b(?P<rest>.*)$")
 _END = re.compile(r"^[ \t]*### END SOLUTION\b")
 _CELL = re.compile(r"^# %%")
+# Any markdown heading that names an exercise, and the one style every lab writes it in.
+_ANY_HEADING = re.compile(r"^#\s*#+\s*Exercise\b")
+_HEADING = re.compile(r"^# ## Exercise \d+(\.\w+)+: \S")
+HEADING_STYLE = "# ## Exercise N.M: title"
 _HEADER = (
     "# This lab is generated from {source} by `course labs build`.\n"
     "# Instructors: edit the solution and rebuild; never edit this file by hand.\n"
@@ -123,11 +127,12 @@ def check_labs(solutions_dir: str | Path = "solutions", labs_dir: str | Path = "
     """List the problems of the labs (empty: in sync and every exercise checked).
 
     A lab is missing, out of date or without a solution; an exercise marker has no registered
-    check, or a registered check has no marker in the solution.
+    check, or a registered check has no marker in the solution; an exercise heading is not
+    written ``# ## Exercise N.M: title``.
     """
     labs_dir = Path(labs_dir)
     expected = _expected_labs(Path(solutions_dir))
-    problems = unchecked_markers(Path(solutions_dir))
+    problems = unchecked_markers(Path(solutions_dir)) + heading_problems(Path(solutions_dir))
     for name, text in expected.items():
         path = labs_dir / name
         if not path.exists():
@@ -179,6 +184,20 @@ def unchecked_markers(solutions_dir: Path) -> list[str]:
                 f"{source}: exercise {exercise_id} has a check in {checks_module(lab)} but no "
                 f"### BEGIN SOLUTION {exercise_id} marker"
             )
+    return problems
+
+
+def heading_problems(solutions_dir: Path) -> list[str]:
+    """The exercise headings of the solutions not written in the labs' one style."""
+    problems = []
+    for path in sorted(solutions_dir.glob(LAB_FILES)):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for number, line in enumerate(lines, start=1):
+            if _ANY_HEADING.match(line) and not _HEADING.match(line):
+                problems.append(
+                    f"{solutions_dir.name}/{path.name}:{number}: the exercise heading "
+                    f"{line.strip()!r} should read {HEADING_STYLE!r}"
+                )
     return problems
 
 

@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -204,27 +204,33 @@ def grade(
         for index, (path, number, lab_limits) in enumerate(tasks):
             finish(index, grade_submission(path, number, lab_limits, settings))
     else:
-        context = multiprocessing.get_context("spawn")
-        slots = context.Queue()
-        for slot in range(jobs):
-            slots.put(slot)
-        with ProcessPoolExecutor(
-            jobs, mp_context=context, initializer=_take_slot, initargs=(slots,)
-        ) as pool:
-            futures = {
-                pool.submit(_grade_in_worker, path, number, lab_limits, settings): index
-                for index, (path, number, lab_limits) in enumerate(tasks)
-            }
-            for future in as_completed(futures):
-                index = futures[future]
-                try:
-                    report = future.result()
-                except Exception as error:  # a worker that died: one error report
-                    outcome = Outcome(status="error", message=f"grading failed: {error!r}")
-                    report = _report(tasks[index][0], tasks[index][1], [], outcome, 0.0, settings)
-                finish(index, report)
+        _grade_in_parallel(tasks, jobs, settings, finish)
     report_files.rebuild_csv(out_dir)
     return [report for report in reports if report is not None]
+
+
+def _grade_in_parallel(tasks: list, jobs: int, settings: Settings, finish: Callable) -> None:
+    """Grade the ``(path, lab, limits)`` tasks in ``jobs`` spawned processes, each with its
+    own sandbox slot, calling ``finish(index, report)`` as each submission ends."""
+    context = multiprocessing.get_context("spawn")
+    slots = context.Queue()
+    for slot in range(jobs):
+        slots.put(slot)
+    with ProcessPoolExecutor(
+        jobs, mp_context=context, initializer=_take_slot, initargs=(slots,)
+    ) as pool:
+        futures = {
+            pool.submit(_grade_in_worker, path, number, lab_limits, settings): index
+            for index, (path, number, lab_limits) in enumerate(tasks)
+        }
+        for future in as_completed(futures):
+            index = futures[future]
+            try:
+                report = future.result()
+            except Exception as error:  # a worker that died: one error report
+                outcome = Outcome(status="error", message=f"grading failed: {error!r}")
+                report = _report(tasks[index][0], tasks[index][1], [], outcome, 0.0, settings)
+            finish(index, report)
 
 
 def grade_submission(
@@ -374,32 +380,17 @@ def _run_cells(session, cells, plan: _Plan, deadline, limits, outcome) -> bool:
         hung = plan.graph.cell_reaches(index, set(outcome.hanging))
         if hung:
             ceiling = min(ceiling, limits.after_hang)
-        limit = min(ceiling, deadline - time.monotonic())
-        if limit <= 0:
-            outcome.fail(
-                "timeout",
-                f"the notebook ran past its total limit of {limits.for_total():g} s before {label}",
-            )
+        run = _run_timed(session, _without_checks(cell), label, ceiling, deadline, limits,
+                         outcome, index)
+        if run is None:
             return False
-        started = time.monotonic()
-        reply = session.run(_without_checks(cell), limit, index, label)
-        elapsed = time.monotonic() - started
+        reply, elapsed, limit = run
         if reply.get("ename") == _TIMEOUT_ERROR:
-            if limit < ceiling:
-                outcome.fail(
-                    "timeout",
-                    f"the notebook ran past its total limit of {limits.for_total():g} s in {label}",
-                )
-                return False
             because = _because_hung(hung, outcome)
             outcome.notes.append(
                 f"{label} ran past its {limit:g} s limit{because} and was interrupted"
             )
-            if not session.responds(limits.interrupt):
-                outcome.fail(
-                    "timeout",
-                    f"{label} ran past its {limit:g} s limit and did not stop when interrupted",
-                )
+            if not _stopped(session, label, limit, limits, outcome):
                 return False
         else:
             outcome.cell_times.append((cell.source, round(elapsed, 3)))
@@ -417,6 +408,39 @@ def _run_cells(session, cells, plan: _Plan, deadline, limits, outcome) -> bool:
             if not _probe(session, entry, deadline, limits, outcome, plan):
                 return False
     return True
+
+
+def _run_timed(session, cell, label: str, ceiling: float, deadline: float, limits: Limits,
+               outcome: Outcome, index: int = -1) -> tuple[dict[str, Any], float, float] | None:
+    """Run ``cell`` for at most ``ceiling`` seconds, cut to what is left before ``deadline``.
+
+    Returns the kernel's reply, the seconds the run took and its limit; None when the
+    notebook's total limit ran out before or during the run (the outcome then says so).
+    """
+    limit = min(ceiling, deadline - time.monotonic())
+    if limit <= 0:
+        outcome.fail("timeout", f"the notebook ran past its total limit of "
+                                f"{limits.for_total():g} s before {label}")
+        return None
+    started = time.monotonic()
+    reply = session.run(cell, limit, index, label)
+    elapsed = time.monotonic() - started
+    if reply.get("ename") == _TIMEOUT_ERROR and limit < ceiling:
+        outcome.fail("timeout", f"the notebook ran past its total limit of "
+                                f"{limits.for_total():g} s in {label}")
+        return None
+    return reply, elapsed, limit
+
+
+def _stopped(session, label: str, limit: float, limits: Limits, outcome: Outcome) -> bool:
+    """After ``label`` ran past its ``limit``: whether the kernel stopped when interrupted (if
+    not, the notebook fails)."""
+    if session.responds(limits.interrupt):
+        return True
+    outcome.fail(
+        "timeout", f"{label} ran past its {limit:g} s limit and did not stop when interrupted"
+    )
+    return False
 
 
 def _because_hung(hung: set[str], outcome: Outcome) -> str:
@@ -439,13 +463,6 @@ def _probe(
     own = plan.names.get(entry.id, set())
     if plan.graph.reaches(own, set(outcome.hanging) - own):
         ceiling = min(ceiling, limits.after_hang)
-    limit = min(ceiling, deadline - time.monotonic())
-    if limit <= 0:
-        outcome.fail(
-            "timeout",
-            f"the notebook ran past its total limit of {limits.for_total():g} s before {label}",
-        )
-        return False
     inputs = make_inputs(entry, seed=secrets.randbits(64))
     nonce = secrets.token_hex(16)
     inputs_path = session.scratch.inputs / f"in-{nonce}.npz"
@@ -457,37 +474,21 @@ def _probe(
         "__import__('course.grading.probes', fromlist=['serve']).serve("
         f"{module!r}, {function!r}, {str(inputs_path)!r}, {str(outputs_path)!r})"
     )
-    started = time.monotonic()
     try:
-        reply = session.run(nbformat.v4.new_code_cell(source), limit, label=label)
-        elapsed = time.monotonic() - started
+        run = _run_timed(session, nbformat.v4.new_code_cell(source), label, ceiling, deadline,
+                         limits, outcome)
+        if run is None:
+            return False
+        reply, elapsed, limit = run
         if reply.get("ename") == _TIMEOUT_ERROR:
-            if limit < ceiling:
-                outcome.fail(
-                    "timeout",
-                    f"the notebook ran past its total limit of {limits.for_total():g} s in {label}",
-                )
-                return False
             outcome.timed_out.add(entry.id)
             for name in own:  # what the student defined for it hangs: later users get little time
                 outcome.hanging.setdefault(name, entry.id)
             _keep(outcome, failed(entry, CheckTimeout(), limit))
-            if not session.responds(limits.interrupt):
-                outcome.fail(
-                    "timeout",
-                    f"{label} ran past its {limit:g} s limit and did not stop when interrupted",
-                )
-                return False
-            return True
+            return _stopped(session, label, limit, limits, outcome)
         if reply.get("status") == "error":
-            result = CheckResult(
-                entry.id,
-                entry.title,
-                0,
-                entry.points,
-                False,
-                f"the grader could not call your code: {_error_line(reply)}",
-            )
+            message = f"the grader could not call your code: {_error_line(reply)}"
+            result = CheckResult(entry.id, entry.title, 0, entry.points, False, message)
         else:
             result = _judge(entry, inputs, outputs_path)
         outcome.probe_times[entry.id] = max(outcome.probe_times.get(entry.id, 0), elapsed)
@@ -881,41 +882,9 @@ def _report(
     limits: Limits | None = None,
 ) -> dict[str, Any]:
     """The JSON report of one submission (validated against the schema when written)."""
-    graded = []
-    for entry in entries:
-        result = outcome.results.get(entry.id)
-        if result is None:
-            why = outcome.message or "its cell never ran"
-            result = CheckResult(
-                entry.id,
-                entry.title,
-                0,
-                entry.points,
-                False,
-                f"not graded: {why}"
-                if outcome.status != "not attempted"
-                else f"not attempted: {why}",
-            )
-        points = entry.points if result.passed else 0  # a verdict never gives more or less
-        graded.append(
-            {
-                "id": entry.id,
-                "title": entry.title,
-                "points": points,
-                "max_points": entry.points,
-                "passed": bool(result.passed),
-                "message": result.message,
-            }
-        )
+    graded = [_graded(entry, outcome) for entry in entries]
     status, message = outcome.status, outcome.message
-    if (
-        status == "ok"
-        and graded
-        and not any(e["passed"] for e in graded)
-        and (
-            outcome.untouched or all(e["message"].startswith("not implemented yet") for e in graded)
-        )
-    ):
+    if status == "ok" and _nothing_attempted(outcome, graded):
         status, message = (
             "not attempted",
             "no exercise was attempted (each still raises NotImplementedError)",
@@ -941,6 +910,32 @@ def _report(
         "notes": outcome.notes,
         "exercises": graded,
     }
+
+
+def _graded(entry: Exercise, outcome: Outcome) -> dict[str, Any]:
+    """One exercise in the report: its verdict, or why it has none."""
+    result = outcome.results.get(entry.id)
+    if result is None:
+        why = outcome.message or "its cell never ran"
+        state = "not attempted" if outcome.status == "not attempted" else "not graded"
+        result = CheckResult(entry.id, entry.title, 0, entry.points, False, f"{state}: {why}")
+    return {
+        "id": entry.id,
+        "title": entry.title,
+        "points": entry.points if result.passed else 0,  # a verdict never gives more or less
+        "max_points": entry.points,
+        "passed": bool(result.passed),
+        "message": result.message,
+    }
+
+
+def _nothing_attempted(outcome: Outcome, graded: list[dict[str, Any]]) -> bool:
+    """Whether no exercise passed and each one still raises its NotImplementedError stub."""
+    if not graded or any(exercise["passed"] for exercise in graded):
+        return False
+    return outcome.untouched or all(
+        exercise["message"].startswith("not implemented yet") for exercise in graded
+    )
 
 
 def _grade_in_worker(path, lab, limits, settings) -> dict[str, Any]:

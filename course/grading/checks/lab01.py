@@ -1,30 +1,22 @@
 """Checks of lab 1, Keras and TensorFlow for expression data (solutions/01_keras_basics.py).
 
-Each exercise: random inputs drawn by the grader, a probe in ``course.grading.probes.lab01``
-that runs the student's code on them, and a verdict here that recomputes the answer.
+The verdicts standardize random expression matrices, rebuild the encoder's codes from its
+weights and recompute the loss and one SGD step of a dense autoencoder, then name the usual
+mistakes: statistics over cells instead of genes, no epsilon, a missing activation, a loss
+averaged over the wrong axis.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from course.grading.checks.tools import (
-    expect_finite,
-    expect_keys,
-    expect_shape,
-    expect_training_step,
-    gradient_step,
-)
+from course.grading.checks.steps import expect_training_step, gradient_step
+from course.grading.checks.tools import close, expect_finite, expect_keys, expect_shape
 from course.grading.probes import lab01 as probes
 from course.grading.registry import CheckFailed, exercise
 
 EPSILON = 1e-6
 HIDDEN_UNITS = 128
-
-
-def _close(a, b, rtol: float = 1e-4, atol: float = 1e-4) -> bool:
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return a.shape == b.shape and bool(np.allclose(a, b, rtol=rtol, atol=atol))
 
 
 # --- 1.1 --------------------------------------------------------------------------------------
@@ -55,7 +47,7 @@ def standardize_verdict(inputs, outputs):
     varying = x.std(axis=0) > 0
     mean, std = x.mean(axis=0), x.std(axis=0)
     # rtol 2e-2 also accepts the sample standard deviation (n - 1) of 30 or more cells.
-    if _close(result[:, varying], ((x - mean) / (std + EPSILON))[:, varying], 2e-2, 1e-3):
+    if close(result[:, varying], ((x - mean) / (std + EPSILON))[:, varying], 2e-2, 1e-3):
         if np.allclose(result[:, ~varying], 0.0, atol=1e-2):
             return
         raise CheckFailed("a gene with the same value in every cell should become 0 "
@@ -80,7 +72,7 @@ def standardize_verdict(inputs, outputs):
          "put the difference in parentheses"),
     ]
     for expected, message in mistakes:
-        if _close(result[:, varying], expected[:, varying], 2e-2, 1e-3):
+        if close(result[:, varying], expected[:, varying], 2e-2, 1e-3):
             raise CheckFailed(message)
     means, stds = result[:, varying].mean(axis=0), result[:, varying].std(axis=0)
     raise CheckFailed(
@@ -142,7 +134,7 @@ def encoder_verdict(inputs, outputs):
         (hidden, code): ACTIVATIONS[code](ACTIVATIONS[hidden](pre_hidden) @ w1 + b1)
         for hidden in ACTIVATIONS if hidden != "softmax" for code in ACTIVATIONS
     }
-    match = next((key for key, value in found.items() if _close(codes, value, 1e-3, 1e-3)), None)
+    match = next((key for key, value in found.items() if close(codes, value)), None)
     if match == ("relu", "linear"):
         return
     if match and match[0] == "relu":

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from course.grading.checks.steps import gradient_step
 from course.grading.checks.tools import (
     bce_against_one,
     bce_against_zero,
     close,
     compare,
     expect_finite,
+    expect_flags,
     expect_keys,
     expect_shape,
-    gradient_step,
     probability_bce,
     scalar,
     sigmoid,
@@ -57,11 +58,16 @@ def logits_inputs(rng: np.random.Generator) -> dict:
     }
 
 
-def expect_gradients(outputs, expected: list, name: str) -> None:
-    """Fail unless the probe's gradients of the loss equal ``expected`` (one per argument)."""
+def expect_loss(outputs, name: str, expected: float, mistakes: list[tuple[float, str]],
+                gradients: list[np.ndarray], where: str) -> None:
+    """Fail unless the probe's value of the loss ``name`` is ``expected``, naming the first of
+    ``mistakes`` (value, hint) it matches (else saying ``where``), and unless its gradients
+    with respect to the logits arguments are ``gradients``."""
+    expect_keys(outputs, ["value", "no_gradient"])
+    compare(scalar(outputs["value"], name), expected, mistakes, where)
     if int(outputs["no_gradient"]):
         raise CheckFailed(NOT_DIFFERENTIABLE.format(name=name))
-    for index, reference in enumerate(expected):
+    for index, reference in enumerate(gradients):
         got = np.asarray(outputs[f"gradient_{index}"], np.float64)
         if got.shape != reference.shape or not np.allclose(got, reference, rtol=1e-3, atol=1e-6):
             raise CheckFailed(
@@ -70,115 +76,67 @@ def expect_gradients(outputs, expected: list, name: str) -> None:
             )
 
 
-@exercise(
-    "4.1",
-    points=2,
-    title="The discriminator loss",
-    probe=probes.discriminator_loss,
-    inputs=logits_inputs,
-)
+@exercise("4.1", points=2, title="The discriminator loss", probe=probes.discriminator_loss,
+          inputs=logits_inputs)
 def discriminator_loss_verdict(inputs, outputs):
-    expect_keys(outputs, ["value", "no_gradient"])
     real, fake = np.float64(inputs["real_logits"]), np.float64(inputs["fake_logits"])
-    got = scalar(outputs["value"], "discriminator_loss")
     expected = bce_against_one(real) + bce_against_zero(fake)
-    compare(
-        got,
-        expected,
-        [
-            (
-                expected / 2,
-                "the loss is half the expected value: ADD the mean BCE on the real "
-                "images and the mean BCE on the fakes, do not average the two",
-            ),
-            (probability_bce(1, real) + probability_bce(0, fake), FROM_LOGITS),
-            (bce_against_one(sigmoid(real)) + bce_against_zero(sigmoid(fake)), SIGMOID_TWICE),
-            (
-                bce_against_zero(real) + bce_against_one(fake),
-                "the labels are swapped: real images have label 1, generated images label 0",
-            ),
-            (len(real) * expected, SUMMED),
-            (-expected, "the sign is flipped: D minimizes its cross-entropy, a positive number"),
-            (
-                bce_against_one(real),
-                "only the real images count: add the BCE of the fakes against the label 0",
-            ),
-            (
-                bce_against_zero(fake),
-                "only the fakes count: add the BCE of the real images against the label 1",
-            ),
-        ],
-        "for random logits the loss should be mean BCE(1, real) + mean BCE(0, fake)",
-    )
-    expect_gradients(
-        outputs, [(sigmoid(real) - 1) / len(real), sigmoid(fake) / len(fake)], "discriminator_loss"
-    )
+    mistakes = [
+        (expected / 2, "the loss is half the expected value: ADD the mean BCE on the real "
+                       "images and the mean BCE on the fakes, do not average the two"),
+        (probability_bce(1, real) + probability_bce(0, fake), FROM_LOGITS),
+        (bce_against_one(sigmoid(real)) + bce_against_zero(sigmoid(fake)), SIGMOID_TWICE),
+        (bce_against_zero(real) + bce_against_one(fake),
+         "the labels are swapped: real images have label 1, generated images label 0"),
+        (len(real) * expected, SUMMED),
+        (-expected, "the sign is flipped: D minimizes its cross-entropy, a positive number"),
+        (bce_against_one(real),
+         "only the real images count: add the BCE of the fakes against the label 0"),
+        (bce_against_zero(fake),
+         "only the fakes count: add the BCE of the real images against the label 1"),
+    ]
+    gradients = [(sigmoid(real) - 1) / len(real), sigmoid(fake) / len(fake)]
+    expect_loss(outputs, "discriminator_loss", expected, mistakes, gradients,
+                "for random logits the loss should be mean BCE(1, real) + mean BCE(0, fake)")
 
 
-@exercise(
-    "4.2",
-    points=2,
-    title="The non-saturating generator loss",
-    probe=probes.non_saturating_generator_loss,
-    inputs=logits_inputs,
-)
+@exercise("4.2", points=2, title="The non-saturating generator loss",
+          probe=probes.non_saturating_generator_loss, inputs=logits_inputs)
 def non_saturating_loss_verdict(inputs, outputs):
-    expect_keys(outputs, ["value", "no_gradient"])
     fake = np.float64(inputs["fake_logits"])
-    got = scalar(outputs["value"], "non_saturating_generator_loss")
     expected = bce_against_one(fake)
-    compare(
-        got,
-        expected,
-        [
-            (bce_against_zero(fake), TO_FAKE),
-            (-bce_against_zero(fake), SATURATING_HINT),
-            (
-                -expected,
-                "the sign is flipped: minimize the BCE against the label 1, do not maximize it",
-            ),
-            (probability_bce(1, fake), FROM_LOGITS),
-            (bce_against_one(sigmoid(fake)), SIGMOID_TWICE),
-            (len(fake) * expected, SUMMED),
-        ],
-        "for random logits the loss should be the mean BCE of the fake logits against 1",
-    )
-    expect_gradients(outputs, [(sigmoid(fake) - 1) / len(fake)], "non_saturating_generator_loss")
+    mistakes = [
+        (bce_against_zero(fake), TO_FAKE),
+        (-bce_against_zero(fake), SATURATING_HINT),
+        (-expected,
+         "the sign is flipped: minimize the BCE against the label 1, do not maximize it"),
+        (probability_bce(1, fake), FROM_LOGITS),
+        (bce_against_one(sigmoid(fake)), SIGMOID_TWICE),
+        (len(fake) * expected, SUMMED),
+    ]
+    expect_loss(outputs, "non_saturating_generator_loss", expected, mistakes,
+                [(sigmoid(fake) - 1) / len(fake)],
+                "for random logits the loss should be the mean BCE of the fake logits against 1")
 
 
-@exercise(
-    "4.3",
-    points=1,
-    title="The saturating generator loss",
-    probe=probes.saturating_generator_loss,
-    inputs=logits_inputs,
-)
+@exercise("4.3", points=1, title="The saturating generator loss",
+          probe=probes.saturating_generator_loss, inputs=logits_inputs)
 def saturating_loss_verdict(inputs, outputs):
-    expect_keys(outputs, ["value", "no_gradient"])
     fake = np.float64(inputs["fake_logits"])
-    got = scalar(outputs["value"], "saturating_generator_loss")
     expected = -bce_against_zero(fake)
-    compare(
-        got,
-        expected,
-        [
-            (
-                bce_against_one(fake),
-                "this is the non-saturating loss of exercise 4.2; the saturating "
-                "loss is mean log(1 - D(G(z))), MINUS the BCE against the label 0",
-            ),
-            (
-                -expected,
-                "the sign is flipped: mean log(1 - D(G(z))) is negative, MINUS the BCE "
-                "against the label 0 (the generator minimizes what D maximizes)",
-            ),
-            (-probability_bce(0, fake), FROM_LOGITS),
-            (-bce_against_zero(sigmoid(fake)), SIGMOID_TWICE),
-            (len(fake) * expected, SUMMED),
-        ],
-        "for random logits the loss should be minus the mean BCE of the fake logits against 0",
-    )
-    expect_gradients(outputs, [-sigmoid(fake) / len(fake)], "saturating_generator_loss")
+    mistakes = [
+        (bce_against_one(fake), "this is the non-saturating loss of exercise 4.2; the saturating "
+                                "loss is mean log(1 - D(G(z))), MINUS the BCE against the label 0"),
+        (-expected, "the sign is flipped: mean log(1 - D(G(z))) is negative, MINUS the BCE "
+                    "against the label 0 (the generator minimizes what D maximizes)"),
+        (-probability_bce(0, fake), FROM_LOGITS),
+        (-bce_against_zero(sigmoid(fake)), SIGMOID_TWICE),
+        (len(fake) * expected, SUMMED),
+    ]
+    expect_loss(outputs, "saturating_generator_loss", expected, mistakes,
+                [-sigmoid(fake) / len(fake)],
+                "for random logits the loss should be minus the mean BCE of the fake logits "
+                "against 0")
 
 
 # --- 4.4: the two-player training step -----------------------------------------------------
@@ -339,53 +297,27 @@ def _expect_noise(outputs, key: str, shape: tuple[int, int], player: str) -> np.
     return noise
 
 
-@exercise(
-    "4.4",
-    points=4,
-    title="The two-player training step",
-    probe=probes.train_step,
-    inputs=train_step_inputs,
-)
+@exercise("4.4", points=4, title="The two-player training step", probe=probes.train_step,
+          inputs=train_step_inputs)
 def train_step_verdict(inputs, outputs):
-    expect_keys(
-        outputs,
-        [
-            "d_loss",
-            "g_loss",
-            "d_applies",
-            "g_applies",
-            "d_optimizer_on_g",
-            "g_optimizer_on_d",
-            "discriminator_loss",
-        ],
-    )
+    expect_keys(outputs, ["d_loss", "g_loss", "d_applies", "g_applies", "d_optimizer_on_g",
+                          "g_optimizer_on_d", "discriminator_loss"])
     expect_keys(outputs, [f"{p}_after_{i}" for p in "dg" for i in range(4)])
-    if not int(outputs["d_applies"]):
-        raise CheckFailed(
-            "the discriminator was never updated: apply its gradients with "
-            "self.d_optimizer.apply(gradients, self.discriminator.trainable_weights)"
-        )
-    if not int(outputs["g_applies"]):
-        raise CheckFailed(
-            "the generator was never updated: apply its gradients with "
-            "self.g_optimizer.apply(gradients, self.generator.trainable_weights)"
-        )
-    if int(outputs["g_optimizer_on_d"]):
-        raise CheckFailed(
-            "the discriminator's weights changed during the generator step: apply "
-            "the generator's gradients to self.generator.trainable_weights only"
-        )
-    if int(outputs["d_optimizer_on_g"]):
-        raise CheckFailed(
-            "the generator's weights changed during the discriminator step: apply "
-            "D's gradients to self.discriminator.trainable_weights only"
-        )
+    expect_flags(outputs, [
+        ("d_applies", True, "the discriminator was never updated: apply its gradients with "
+         "self.d_optimizer.apply(gradients, self.discriminator.trainable_weights)"),
+        ("g_applies", True, "the generator was never updated: apply its gradients with "
+         "self.g_optimizer.apply(gradients, self.generator.trainable_weights)"),
+        ("g_optimizer_on_d", False, "the discriminator's weights changed during the generator "
+         "step: apply the generator's gradients to self.generator.trainable_weights only"),
+        ("d_optimizer_on_g", False, "the generator's weights changed during the discriminator "
+         "step: apply D's gradients to self.discriminator.trainable_weights only"),
+    ])
     shape = (len(inputs["real"]), inputs["g_0"].shape[0])
     d_noise = _expect_noise(outputs, "d_noise", shape, "discriminator")
     g_noise = _expect_noise(outputs, "g_noise", shape, "generator")
     d_before, g_before = _weights(inputs, "d"), _weights(inputs, "g")
-    d_after = [np.asarray(outputs[f"d_after_{i}"], np.float64) for i in range(4)]
-    g_after = [np.asarray(outputs[f"g_after_{i}"], np.float64) for i in range(4)]
+    d_after, g_after = _weights(outputs, "d_after"), _weights(outputs, "g_after")
     for before, after, name in (
         (d_before, d_after, "discriminator"),
         (g_before, g_after, "generator"),
@@ -394,41 +326,9 @@ def train_step_verdict(inputs, outputs):
             expect_shape(new, old.shape, f"a weight of the {name}")
             expect_finite(new, f"the {name}'s weights after one step")
 
-    d_loss, d_reference = _discriminator_step(inputs, d_noise, D_LOSS)
-    if not _same_step(d_after, d_before, d_reference):
-        for loss, message in D_MISTAKES:
-            if _same_step(d_after, d_before, _discriminator_step(inputs, d_noise, loss)[1]):
-                raise CheckFailed(message)
-        real, fake = np.float64(inputs["real_logits"]), np.float64(inputs["fake_logits"])
-        student_loss = np.asarray(outputs["discriminator_loss"], np.float64)
-        if not close(student_loss, bce_against_one(real) + bce_against_zero(fake)):
-            raise CheckFailed(
-                "train_step uses your discriminator_loss, which is not right yet: "
-                "fix exercise 4.1 first"
-            )
-        raise CheckFailed(
-            "the discriminator's update is not one SGD step down discriminator_loss(D(real "
-            "images), D(generated images)): take its gradient inside the tape, w.r.t. D's weights"
-        )
-
+    d_loss, d_after_reference = _expect_discriminator_step(inputs, outputs, d_noise, d_after)
     # The generator plays against the updated D (or, computed in the same round, the old one).
-    candidates = [d_reference, d_before]
-    g_loss = None
-    for discriminator in candidates:
-        loss, g_reference = _generator_step(inputs, g_noise, discriminator, G_LOSS)
-        if _same_step(g_after, g_before, g_reference):
-            g_loss = loss
-            break
-    if g_loss is None:
-        for loss_function, message in G_MISTAKES:
-            for discriminator in candidates:
-                reference = _generator_step(inputs, g_noise, discriminator, loss_function)[1]
-                if _same_step(g_after, g_before, reference):
-                    raise CheckFailed(message)
-        raise CheckFailed(
-            "the generator's update is not one SGD step down the non-saturating loss, the mean "
-            "BCE of D(G(z)) against the label 1: take its gradient w.r.t. the generator's weights"
-        )
+    g_loss = _expect_generator_step(inputs, g_noise, g_after, [d_after_reference, d_before])
     logged = {"d_loss": d_loss, "g_loss": g_loss}
     for key, value in logged.items():
         if not close(scalar(outputs[key], f"the {key} train_step returned"), value):
@@ -436,6 +336,48 @@ def train_step_verdict(inputs, outputs):
                 f"the {key} that train_step returns is not the loss of that player's update: "
                 "return self.update_trackers(d_loss=d_loss, g_loss=g_loss)"
             )
+
+
+def _expect_discriminator_step(inputs, outputs, noise, after):
+    """Fail, naming the mistake, unless D's update is one SGD step down ``D_LOSS`` on the real
+    images and G(``noise``); return that step's loss and D's weights after it."""
+    before = _weights(inputs, "d")
+    loss, reference = _discriminator_step(inputs, noise, D_LOSS)
+    if _same_step(after, before, reference):
+        return loss, reference
+    for wrong_loss, message in D_MISTAKES:
+        if _same_step(after, before, _discriminator_step(inputs, noise, wrong_loss)[1]):
+            raise CheckFailed(message)
+    real, fake = np.float64(inputs["real_logits"]), np.float64(inputs["fake_logits"])
+    student_loss = np.asarray(outputs["discriminator_loss"], np.float64)
+    if not close(student_loss, bce_against_one(real) + bce_against_zero(fake)):
+        raise CheckFailed(
+            "train_step uses your discriminator_loss, which is not right yet: "
+            "fix exercise 4.1 first"
+        )
+    raise CheckFailed(
+        "the discriminator's update is not one SGD step down discriminator_loss(D(real "
+        "images), D(generated images)): take its gradient inside the tape, w.r.t. D's weights"
+    )
+
+
+def _expect_generator_step(inputs, noise, after, discriminators) -> float:
+    """Fail, naming the mistake, unless G's update is one SGD step down ``G_LOSS`` against one
+    of the ``discriminators``' weights; return that step's loss."""
+    before = _weights(inputs, "g")
+    for discriminator in discriminators:
+        loss, reference = _generator_step(inputs, noise, discriminator, G_LOSS)
+        if _same_step(after, before, reference):
+            return loss
+    for wrong_loss, message in G_MISTAKES:
+        for discriminator in discriminators:
+            reference = _generator_step(inputs, noise, discriminator, wrong_loss)[1]
+            if _same_step(after, before, reference):
+                raise CheckFailed(message)
+    raise CheckFailed(
+        "the generator's update is not one SGD step down the non-saturating loss, the mean "
+        "BCE of D(G(z)) against the label 1: take its gradient w.r.t. the generator's weights"
+    )
 
 
 # --- 4.5: a conditional GAN's grid of chosen classes --------------------------------------
@@ -467,13 +409,8 @@ def grid_inputs(rng: np.random.Generator) -> dict:
     return inputs
 
 
-@exercise(
-    "4.5",
-    points=1,
-    title="A conditional GAN grid, one row per class",
-    probe=probes.class_grid,
-    inputs=grid_inputs,
-)
+@exercise("4.5", points=1, title="A conditional GAN grid, one row per class",
+          probe=probes.class_grid, inputs=grid_inputs)
 def class_grid_verdict(inputs, outputs):
     expect_keys(outputs, ["labels", "images"])
     num_classes, n_per_class = int(inputs["num_classes"]), int(inputs["n_per_class"])

@@ -12,7 +12,14 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from course.grading.checks.tools import close, expect_finite, expect_keys, expect_shape, scalar
+from course.grading.checks.tools import (
+    close,
+    expect_finite,
+    expect_flags,
+    expect_keys,
+    expect_shape,
+    scalar,
+)
 from course.grading.probes import lab06 as probes
 from course.grading.registry import CheckFailed, exercise
 
@@ -37,13 +44,8 @@ def losses_inputs(rng: np.random.Generator) -> dict:
     }
 
 
-@exercise(
-    "6.1",
-    points=2,
-    title="The replica-scaled loss",
-    probe=probes.scaled_mean_loss,
-    inputs=losses_inputs,
-)
+@exercise("6.1", points=2, title="The replica-scaled loss", probe=probes.scaled_mean_loss,
+          inputs=losses_inputs)
 def scaled_mean_loss_verdict(inputs, outputs):
     expect_keys(outputs, ["outside", "inside", "replicas"])
     replicas = _replicas(outputs)
@@ -109,13 +111,8 @@ def _step(inputs, gradient_of_residuals) -> np.ndarray:
     return -float(inputs["learning_rate"]) * gradient
 
 
-@exercise(
-    "6.2",
-    points=3,
-    title="One SGD step: one device equals two replicas",
-    probe=probes.train_step_on_replica,
-    inputs=step_inputs,
-)
+@exercise("6.2", points=3, title="One SGD step: one device equals two replicas",
+          probe=probes.train_step_on_replica, inputs=step_inputs)
 def replica_step_verdict(inputs, outputs):
     expect_keys(outputs, ["one_device", "distributed", "replicas"])
     replicas = _replicas(outputs)
@@ -189,13 +186,8 @@ def noise_inputs(rng: np.random.Generator) -> dict:
     return {"seeds": seeds.astype("int64"), "size": np.int64(rng.integers(500, 2000))}
 
 
-@exercise(
-    "6.3",
-    points=2,
-    title="Different noise on every replica",
-    probe=probes.replica_noise,
-    inputs=noise_inputs,
-)
+@exercise("6.3", points=2, title="Different noise on every replica", probe=probes.replica_noise,
+          inputs=noise_inputs)
 def replica_noise_verdict(inputs, outputs):
     keys = ["replicas", "first", "again", "other_seed", "next"]
     expect_keys(outputs, keys)
@@ -257,43 +249,20 @@ def gan_inputs(rng: np.random.Generator) -> dict:
     }
 
 
-@exercise(
-    "6.4",
-    points=3,
-    title="Training a course model under the strategy",
-    probe=probes.distributed_gan,
-    inputs=gan_inputs,
-)
+@exercise("6.4", points=3, title="Training a course model under the strategy",
+          probe=probes.distributed_gan, inputs=gan_inputs)
 def distributed_gan_verdict(inputs, outputs):
-    expect_keys(
-        outputs,
-        [
-            "replicas",
-            "weights_in_scope",
-            "compiled",
-            "optimizer_in_scope",
-            "d_steps",
-            "g_steps",
-            "epochs_logged",
-            "d_loss",
-        ],
-    )
+    expect_keys(outputs, ["replicas", "weights_in_scope", "compiled", "optimizer_in_scope",
+                          "d_steps", "g_steps", "epochs_logged", "d_loss"])
     replicas = _replicas(outputs)
-    if not int(outputs["weights_in_scope"]):
-        raise CheckFailed(
-            "the GAN's weights were created outside the strategy: build the "
-            "model inside `with strategy.scope():`"
-        )
-    if not int(outputs["compiled"]):
-        raise CheckFailed(
-            "the GAN was never compiled: call compile(d_optimizer=..., "
-            "g_optimizer=...) inside the scope"
-        )
-    if not int(outputs["optimizer_in_scope"]):
-        raise CheckFailed(
-            "the optimizers were built outside the strategy: call "
-            "gan.compile(...) inside `with strategy.scope():` too"
-        )
+    expect_flags(outputs, [
+        ("weights_in_scope", True, "the GAN's weights were created outside the strategy: build "
+         "the model inside `with strategy.scope():`"),
+        ("compiled", True, "the GAN was never compiled: call compile(d_optimizer=..., "
+         "g_optimizer=...) inside the scope"),
+        ("optimizer_in_scope", True, "the optimizers were built outside the strategy: call "
+         "gan.compile(...) inside `with strategy.scope():` too"),
+    ])
     epochs, n = int(inputs["epochs"]), len(inputs["images"])
     per_replica_batch = int(inputs["per_replica_batch"])
     global_batch = per_replica_batch * replicas

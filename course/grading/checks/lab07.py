@@ -1,23 +1,20 @@
 """Checks of lab 7, the Deep Generative Decoder (solutions/07_deep_generative_decoder.py).
 
-Each exercise: random inputs drawn by the grader, a probe in ``course.grading.probes.lab07``
-that runs the student's code on them, and a verdict here that recomputes the answer in float64.
+The representation table, the mixture prior's log-density, the MAP step and inference for new
+cells are recomputed in float64 (TensorFlow for the gradients, scipy for the densities); the
+hints name a transposed table, densities that underflow without logsumexp, representations of
+other cells moved by the step, a prior left out of MAP.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from course.grading.checks.tools import expect_finite, expect_keys, expect_shape
+from course.grading.checks.tools import close, expect_finite, expect_keys, expect_shape
 from course.grading.probes import lab07 as probes
 from course.grading.registry import CheckFailed, exercise
 
 HIDDEN_UNITS = 6
-
-
-def _close(a, b, rtol: float = 1e-3, atol: float = 1e-4) -> bool:
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return a.shape == b.shape and bool(np.allclose(a, b, rtol=rtol, atol=atol))
 
 
 # --- 7.1 --------------------------------------------------------------------------------------
@@ -55,12 +52,12 @@ def representations_verdict(inputs, outputs):
                           " where the prior has its mass")
     expect_keys(outputs, ["rows", "gradient"])
     table, indices = np.float64(inputs["table"]), inputs["indices"]
-    if not _close(outputs["rows"], table[indices]):
+    if not close(outputs["rows"], table[indices], atol=1e-4):
         raise CheckFailed("calling the layer does not return the rows of the given cells: "
                           "look them up in self.table with ops.take(self.table, indices, axis=0)")
     expected = np.zeros_like(table)
     np.add.at(expected, indices, np.float64(inputs["weights"]))
-    if not _close(outputs["gradient"], expected):
+    if not close(outputs["gradient"], expected, atol=1e-4):
         raise CheckFailed("the gradient does not reach exactly the looked-up rows of the table")
 
 
@@ -111,11 +108,11 @@ def gmm_log_density_verdict(inputs, outputs):
     expected = logsumexp(terms + _log_softmax(logits), axis=1)
     near = slice(0, len(z) - 2)
     if not np.all(np.isfinite(values)):
-        if _close(values[near], expected[near]):
+        if close(values[near], expected[near], atol=1e-4):
             raise CheckFailed("far from every component the density is -inf or NaN: exp of "
                               "very negative numbers underflows to 0; use ops.logsumexp")
         expect_finite(values, "gmm_log_density")
-    if _close(values, expected):
+    if close(values, expected, atol=1e-4):
         return
     mistakes = [
         (logsumexp(_component_terms(z, means, log_var, True) + _log_softmax(logits), axis=1),
@@ -136,7 +133,7 @@ def gmm_log_density_verdict(inputs, outputs):
          "the -log(2 pi) / 2 constant of the Normal is missing (once per dimension)"),
     ]
     for candidate, message in mistakes:
-        if _close(values[near], candidate[near]):
+        if close(values[near], candidate[near], atol=1e-4):
             raise CheckFailed(message)
     worst = int(np.argmax(np.abs(values - expected)))
     raise CheckFailed(f"log p(z) of point {worst} is {values[worst]:.4g}, but the mixture gives "
@@ -272,7 +269,7 @@ def map_train_step_verdict(inputs, outputs):
     if not np.array_equal(moved, batch):
         raise CheckFailed("representations of cells outside the batch changed: the step must "
                           "look up and update the rows of cell_indices, and only those")
-    if not _close(table_after, after["table"], rtol=1e-3, atol=1e-5):
+    if not close(table_after, after["table"], atol=1e-5):
         raise CheckFailed("the batch's representations moved by the wrong amount: apply the "
                           "table's gradient with self.representation_optimizer (once)")
     for name in NETWORK:
@@ -280,7 +277,7 @@ def map_train_step_verdict(inputs, outputs):
         if np.allclose(outputs[name], before_value, rtol=0, atol=1e-9):
             raise CheckFailed(f"{name} did not change: apply the gradients of "
                               "self.network_weights with self.optimizer")
-        if not _close(outputs[name], after[name], rtol=1e-3, atol=1e-5):
+        if not close(outputs[name], after[name], atol=1e-5):
             raise CheckFailed(f"{name} moved by the wrong amount: one step of self.optimizer on "
                               "the gradient of the mean loss")
 
@@ -341,12 +338,12 @@ def infer_representations_verdict(inputs, outputs):
         raise CheckFailed("z never moved from initial_z: apply the gradient with "
                           "optimizer.apply(gradients, [z]) in each step, and return z")
     expected = _reference_inference(inputs)
-    if _close(z, expected, rtol=1e-3, atol=1e-4):
+    if close(z, expected, atol=1e-4):
         return
     if _mean_loss(inputs, z) > _mean_loss(inputs, initial):
         raise CheckFailed("the loss went up: minimize the negative log posterior (apply the "
                           "gradient of the loss itself, not of its negative)")
-    if _close(z, _reference_inference(inputs, with_prior=False), rtol=1e-3, atol=1e-4):
+    if close(z, _reference_inference(inputs, with_prior=False), atol=1e-4):
         raise CheckFailed("only -log p(x|z) was minimized: MAP also needs the prior term, "
                           "model.prior_loss(z)")
     raise CheckFailed(f"after {int(inputs['steps'])} Adam steps the representations differ "
