@@ -195,7 +195,10 @@ def later_batch_is_bad(x, bad_x, batch_size=32):
     "kind, entry_point",
     [("uint8-pixels", "fit"), ("uint8-pixels", "evaluate"), ("uint8-pixels", "predict"),
      ("log-normalized-counts", "fit"), ("log-normalized-counts", "evaluate"),
-     ("log-normalized-counts", "predict"), ("nan-gaussian", "fit"), ("negative-counts", "fit")],
+     ("log-normalized-counts", "predict"),
+     # About 5 s each (a traced training step): in the full suite only.
+     pytest.param("nan-gaussian", "fit", marks=pytest.mark.slow),
+     pytest.param("negative-counts", "fit", marks=pytest.mark.slow)],
 )
 def test_a_bad_later_batch_of_a_tf_data_pipeline_is_refused(digits, cells, kind, entry_point):
     model, bad_x, message = model_and_data(kind, digits, cells)
