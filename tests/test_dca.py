@@ -119,3 +119,28 @@ def test_dca_imputes_better_than_the_library_normalized_mean(counts):
     baseline = vae_family.imputation_scores(
         counts, vae_family.library_normalized_mean(corrupted), mask)
     assert dca["mae_log1p"] < baseline["mae_log1p"]
+
+
+@pytest.mark.parametrize("bad, message", [(np.nan, "The counts contains NaN"),
+                                          (0.5, "non-integer"), (-1.0, "negative")])
+def test_bad_counts_in_a_later_batch_of_a_dataset_are_a_value_error(counts, bad, message):
+    import tensorflow as tf
+
+    model = tiny_dca()
+    model.compile(optimizer="adam")
+    model.fit(counts, batch_size=32, epochs=1, verbose=0)
+    poisoned = counts[:32].astype("float32")
+    poisoned[20, 3] = bad  # in the third batch of four
+    for method in (model.evaluate, model.predict):
+        with pytest.raises(ValueError, match=message):
+            method(tf.data.Dataset.from_tensor_slices(poisoned).batch(8), verbose=0)
+
+
+def test_an_endless_dataset_is_refused_instead_of_read_forever(counts):
+    import tensorflow as tf
+
+    model = tiny_dca()
+    model.compile(optimizer="adam")
+    with pytest.raises(ValueError, match="finite dataset"):
+        model.fit(tf.data.Dataset.from_tensor_slices(counts).batch(8).repeat(),
+                  steps_per_epoch=2, verbose=0)

@@ -108,3 +108,18 @@ def test_distributed_step_equals_the_single_device_step(strategy, monkeypatch):
     distributed = train(case, strategy, initial_weights=single[1])
     assert any(not np.allclose(a, b) for a, b in zip(single[1], single[0].get_weights()))
     assert_same_training(single, distributed, case.loss_keys)
+
+
+@pytest.mark.parametrize("position, message", [((20, 3, 0), "NaN"), ((20, 3), "not one-hot")])
+def test_bad_sequences_in_a_later_batch_of_a_dataset_are_a_value_error(position, message):
+    import tensorflow as tf
+
+    gan = DNAGAN(LENGTH, **{**SMALL, "n_critic": 1})
+    gan.compile()
+    sequences, _ = datasets.synthetic_sequences(32, LENGTH, seed=0)
+    sequences = sequences.astype("float32")
+    sequences[position] = np.nan if message == "NaN" else 0.0  # in the third batch of four
+    dataset = tf.data.Dataset.from_tensor_slices(sequences).batch(8)
+    for method in (gan.fit, gan.evaluate):
+        with pytest.raises(ValueError, match=message):
+            method(dataset, verbose=0)

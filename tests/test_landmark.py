@@ -246,3 +246,21 @@ def test_per_replica_noise_comes_from_distribute(monkeypatch):
     model.compile()
     model.fit(linear_pairs(8), batch_size=8, epochs=1, verbose=0)
     assert calls
+
+
+@pytest.mark.parametrize("where", ["landmarks", "targets"])
+def test_nan_in_a_later_batch_of_a_dataset_is_a_value_error_naming_it(where):
+    import tensorflow as tf
+
+    landmarks, targets = linear_pairs(32)
+    {"landmarks": landmarks, "targets": targets}[where][20, 1] = np.nan  # third batch of four
+    dataset = tf.data.Dataset.from_tensor_slices((landmarks, targets)).batch(8)
+    for model in compiled_models():
+        for method in (model.fit, model.evaluate):
+            with pytest.raises(ValueError, match=f"The {where} contains NaN or infinite"):
+                method(dataset, verbose=0)
+        assert all(np.all(np.isfinite(np.array(w))) for w in model.weights)
+    mlp = compiled_models()[1]
+    with pytest.raises(ValueError, match="The landmarks contains NaN"):
+        mlp.predict(tf.data.Dataset.from_tensor_slices(
+            np.where(np.arange(32)[:, None] == 20, np.nan, landmarks)).batch(8), verbose=0)

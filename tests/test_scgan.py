@@ -218,3 +218,31 @@ def test_scgan_trains_in_mixed_precision_with_float32_losses():
     cells = gan.generate([0, 1], seed=0)
     assert cells.dtype == np.float32
     np.testing.assert_allclose(cells.sum(axis=1), 100.0, rtol=1e-3)
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+@pytest.mark.parametrize("bad, message", [(np.nan, "The data contains NaN or infinite"),
+                                          (-2.0, "negative values")])
+def test_bad_counts_in_a_later_batch_of_a_dataset_are_a_value_error(conditional, bad, message):
+    gan = ConditionalScGAN(N_GENES, 3, n_critic=1, **SMALL) if conditional else \
+        ScGAN(N_GENES, n_critic=1, **SMALL)
+    gan.compile()
+    counts = tiny_counts(32)
+    counts[20, 3] = bad  # in the third batch of four
+    data = (counts, tiny_labels(32)) if conditional else counts
+    dataset = tf.data.Dataset.from_tensor_slices(data).batch(8)
+    for method in (gan.fit, gan.evaluate):
+        with pytest.raises(ValueError, match=message):
+            method(dataset, verbose=0)
+    if np.isnan(bad):  # finite_batch gates the step; assert_batch does not (yet).
+        assert all(np.all(np.isfinite(np.array(w))) for w in gan.weights)
+
+
+def test_cscgan_refuses_out_of_range_labels_in_a_later_batch_of_a_dataset():
+    gan = ConditionalScGAN(N_GENES, 3, n_critic=1, **SMALL)
+    gan.compile()
+    labels = tiny_labels(32)
+    labels[20] = 7
+    dataset = tf.data.Dataset.from_tensor_slices((tiny_counts(32), labels)).batch(8)
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 3\)"):
+        gan.fit(dataset, verbose=0)
