@@ -145,6 +145,7 @@ class VAE(VAEArrays, Configurable, keras.Model):
     # Training ----------------------------------------------------------------------------------
 
     def train_step(self, data):
+        # The batch after its checks (check_batch); for a ConditionalVAE, the pair (x, labels).
         x = self._inputs(data)
         with tf.GradientTape() as tape:
             reconstruction_loss, kl_loss = self.loss_terms(x, training=True)
