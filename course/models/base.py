@@ -13,11 +13,14 @@ import inspect
 
 
 def constructor_arguments(cls) -> list[str]:
-    """The named arguments of ``cls.__init__`` and of the course classes it passes
-    ``**kwargs`` on to (e.g. ConditionalGAN -> GAN), in order, without Keras' own."""
+    """The named arguments of ``cls.__init__`` and of the classes it passes ``**kwargs`` on to
+    (e.g. ConditionalGAN -> GAN), in order, up to Keras' own classes (whose arguments, such as
+    ``name``, Keras' ``get_config`` records itself)."""
     names = []
     for klass in cls.__mro__:
-        if "__init__" not in vars(klass) or klass.__module__.split(".")[0] != "course":
+        if klass.__module__.split(".")[0] == "keras":
+            break
+        if "__init__" not in vars(klass):
             continue
         for parameter in inspect.signature(klass.__init__).parameters.values():
             if parameter.name != "self" and parameter.kind in (

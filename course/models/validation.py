@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import warnings
 
 import keras
 import numpy as np
@@ -228,7 +229,19 @@ class CheckedInputs:
     In-memory arrays are checked up front by :meth:`check_arrays` (NaN and infinite values
     here; a model overrides it to check more, e.g. raw counts). A ``tf.data`` input is checked
     batch by batch inside the step, and a failed check comes back as the same ValueError.
+
+    ``compile`` defaults to ``jit_compile=False``: Keras' "auto" compiles the step with XLA on
+    a single GPU, and XLA silently drops the in-step checks (``check_numerics``, ``Assert``).
     """
+
+    def compile(self, *args, jit_compile=False, **kwargs) -> None:
+        if jit_compile:
+            warnings.warn(
+                "jit_compile: XLA drops the in-step checks, so a NaN or invalid value in a "
+                "tf.data batch is no longer reported; check the data before training.",
+                stacklevel=2,
+            )
+        super().compile(*args, jit_compile=jit_compile, **kwargs)
 
     def check_arrays(self, *values) -> None:
         for array in input_arrays(*values):
