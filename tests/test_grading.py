@@ -675,13 +675,16 @@ def test_calibrated_limits_stop_a_hanging_cell_in_seconds(tmp_path):
     (note,) = report["notes"]
     limit = float(re.search(r"past its ([\d.]+) s limit", note)[1])
     assert 10 <= limit < 30  # the floor plus 3 times the solution cell's time
+    assert limit == report["limits"]["cell_max"]  # a cell like none of the solution's
     assert report["points"] == 4
     before = cached.stat().st_mtime_ns
+    complete = tmp_path / "complete_99.py"  # no hang needed to see the limits: they are reported
+    shutil.copy(SOLUTION, complete)
     (again,) = grade(
-        [hanging], tmp_path / "out", solutions=solutions, cache_dir=cache, progress=False
+        [complete], tmp_path / "out", solutions=solutions, cache_dir=cache, progress=False
     )
     assert cached.stat().st_mtime_ns == before  # the calibration came from the cache
-    assert again["notes"] == report["notes"]
+    assert again["limits"] == report["limits"] and again["points"] == 4
 
 
 @pytest.mark.slow
@@ -708,6 +711,9 @@ def test_without_the_sandbox_every_report_says_so(tmp_path):
 
 
 # --- real labs: lab 1 forged, lab 2 hanging ------------------------------------------------
+#
+# Graded together in one run (two jobs): a lab-1 solution (the victim), a lab-1 forger, and a
+# lab-2 solution whose sampler hangs. Every probe gets 10 s (a lab-1 probe takes under 0.5 s).
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 WRONG_LAB_1 = """
@@ -720,31 +726,54 @@ def standardize(expression):
 def reconstruction_loss(expression, reconstruction):
     return keras.ops.zeros(())
 """
+SAMPLER = (
+    "    epsilon = keras.random.normal(ops.shape(z_mean), seed=seed_generator)\n"
+    "    return z_mean + ops.exp(0.5 * z_log_var) * epsilon\n"
+)
+REAL_CHECK_TIMEOUT = 10
 
 
-@pytest.fixture
-def real_checks(monkeypatch):
-    """The labs' own checks (not the demo's), in the grader and in its kernels."""
-    monkeypatch.delenv("COURSE_CHECKS_PACKAGE", raising=False)
-
-
-@pytest.mark.slow
-def test_lab_1_forged_gets_nothing_and_cannot_touch_a_solved_submission(tmp_path, real_checks):
-    (solution,) = (REPOSITORY / "solutions").glob("01_*.py")
-    (lab,) = (REPOSITORY / "labs").glob("01_*.py")
-    folder, out = tmp_path / "in", tmp_path / "out"
-    folder.mkdir()
-    shutil.copy(solution, folder / "victim_01.py")
+@pytest.fixture(scope="module")
+def real_labs(tmp_path_factory):
+    """Grade the real-lab submissions with the labs' own checks (not the demo's), in the grader
+    and in its kernels; return the reports by name, out, and the victim's report as written."""
+    (solution_1,) = (REPOSITORY / "solutions").glob("01_*.py")
+    (lab_1,) = (REPOSITORY / "labs").glob("01_*.py")
+    (solution_2,) = (REPOSITORY / "solutions").glob("02_*.py")
+    folder, out = tmp_path_factory.mktemp("real_labs"), tmp_path_factory.mktemp("real_grades")
+    shutil.copy(solution_1, folder / "victim_01.py")
     forges = forge_cells(
-        solution=str(solution),
+        solution=str(solution_1),
         victim=str(folder / "victim_01.py"),
         out=str(out),
         fake_only="train_step",
     )
-    (folder / "forger_01.py").write_text(lab.read_text() + WRONG_LAB_1 + forges)
-    reports = by_name(grade([folder], out, jobs=2, calibrate=False, progress=False))
+    (folder / "forger_01.py").write_text(lab_1.read_text() + WRONG_LAB_1 + forges)
+    text = solution_2.read_text()
+    assert SAMPLER in text
+    (folder / "hanging_02.py").write_text(text.replace(SAMPLER, "    while True:\n        pass\n"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("COURSE_CHECKS_PACKAGE", raising=False)
+        reports = by_name(
+            grade(
+                # the longest first: the other job grades the two lab-1 notebooks meanwhile
+                [folder / "hanging_02.py", folder / "forger_01.py", folder / "victim_01.py"],
+                out,
+                jobs=2,
+                calibrate=False,
+                check_timeout=REAL_CHECK_TIMEOUT,
+                cell_timeout=300,
+                progress=False,
+            )
+        )
     victim = next(out.glob("victim_01-*.json")).read_text()
     time.sleep(3)  # the forger's detached process would write now
+    return reports, out, victim
+
+
+@pytest.mark.slow
+def test_lab_1_forged_gets_nothing_and_cannot_touch_a_solved_submission(real_labs):
+    reports, out, victim = real_labs
     forger = reports["forger_01"]
     assert forger["max_points"] > 0 and forger["points"] == 0
     assert reports["victim_01"]["points"] == reports["victim_01"]["max_points"]
@@ -758,26 +787,12 @@ def test_lab_1_forged_gets_nothing_and_cannot_touch_a_solved_submission(tmp_path
 
 
 @pytest.mark.slow
-def test_lab_2_a_hanging_sampler_costs_seconds_per_cell(tmp_path, real_checks):
-    (solution,) = (REPOSITORY / "solutions").glob("02_*.py")
-    body = (
-        "    epsilon = keras.random.normal(ops.shape(z_mean), seed=seed_generator)\n"
-        "    return z_mean + ops.exp(0.5 * z_log_var) * epsilon\n"
-    )
-    text = solution.read_text()
-    assert body in text
-    hanging = tmp_path / "hanging_02.py"
-    hanging.write_text(text.replace(body, "    while True:\n        pass\n"))
-    (report,) = grade(
-        [hanging],
-        tmp_path / "out",
-        calibrate=False,
-        check_timeout=10,
-        cell_timeout=300,
-        progress=False,
-    )
+def test_lab_2_a_hanging_sampler_costs_seconds_per_cell(real_labs):
+    report = real_labs[0]["hanging_02"]
     by_id = {entry["id"]: entry for entry in report["exercises"]}
-    assert by_id["2.1"]["message"] == "took longer than 10 s and was stopped (an infinite loop?)"
+    assert by_id["2.1"]["message"] == (
+        f"took longer than {REAL_CHECK_TIMEOUT} s and was stopped (an infinite loop?)"
+    )
     assert by_id["2.2"]["passed"]
     assert report["notes"], "the cells that use sample_z after it hung"
     for note in report["notes"]:  # 5 s each instead of the 300 s ceiling
