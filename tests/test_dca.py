@@ -128,7 +128,6 @@ def test_bad_counts_in_a_later_batch_of_a_dataset_are_a_value_error(counts, bad,
 
     model = tiny_dca()
     model.compile(optimizer="adam")
-    model.fit(counts, batch_size=32, epochs=1, verbose=0)
     poisoned = counts[:32].astype("float32")
     poisoned[20, 3] = bad  # in the third batch of four
     for method in (model.evaluate, model.predict):
