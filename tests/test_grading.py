@@ -464,7 +464,8 @@ def graded(tmp_path_factory):
     (out / "malformed.json").write_text(json.dumps({"schema": "course-grade-report/2"}))
     started = time.monotonic()
     reports = grade(
-        [folder, folder / "missing_99.py"],
+        # the two that wait on their limits first, then the folder (each file graded once)
+        [folder / "stubborn_99.py", folder / "hanging_99.py", folder, folder / "missing_99.py"],
         out,
         cell_timeout=CELL_TIMEOUT,
         total_timeout=60,
@@ -751,7 +752,9 @@ def real_labs(tmp_path_factory):
     (folder / "forger_01.py").write_text(lab_1.read_text() + WRONG_LAB_1 + forges)
     text = solution_2.read_text()
     assert SAMPLER in text
-    (folder / "hanging_02.py").write_text(text.replace(SAMPLER, "    while True:\n        pass\n"))
+    # it sleeps rather than spins, leaving the CPU to the lab-1 job (busy loops: hanging_99)
+    hanging = "    import time\n\n    while True:\n        time.sleep(0.1)\n"
+    (folder / "hanging_02.py").write_text(text.replace(SAMPLER, hanging))
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("COURSE_CHECKS_PACKAGE", raising=False)
         reports = by_name(

@@ -51,7 +51,7 @@ def reports(request, tmp_path_factory) -> dict[Path, dict]:
     graded = grade(
         paths,
         tmp_path_factory.mktemp("reports"),
-        jobs=2,
+        jobs=3,
         calibrate=False,
         sandbox=False,
         smoke=True,
