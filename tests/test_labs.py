@@ -3,8 +3,8 @@ student lab runs without crashing the grader and scores zero with "not implement
 each lab survives a round trip through .ipynb, and labs/ is in sync with solutions/.
 
 The solutions and student labs that the selected tests need are graded in ONE run of the grader,
-two kernels at a time: a kernel spends most of its time on one core (starting TensorFlow,
-loading data), so two in parallel take little more than one on a 2-core machine."""
+three kernels at a time: a kernel spends much of its time on one core or waiting (starting
+TensorFlow, loading data), so on 2 cores three at a time finish well before one by one."""
 
 from __future__ import annotations
 
