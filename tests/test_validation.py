@@ -15,8 +15,7 @@ def test_a_failed_in_step_check_reaches_the_user_as_a_short_value_error():
     @tf.function
     def step(x):
         x = validation.finite_batch(x, "The counts")
-        validation.assert_batch(x >= 0, "The counts contain negative values.")
-        return x
+        return validation.assert_batch(x, x >= 0, "The counts contain negative values.")
 
     with pytest.raises(ValueError) as error, validation.input_errors_as_value_errors():
         step(tf.constant([1.0, np.nan]))
@@ -26,6 +25,21 @@ def test_a_failed_in_step_check_reaches_the_user_as_a_short_value_error():
     with pytest.raises(ValueError, match=r"^The counts contain negative values\.$"), \
             validation.input_errors_as_value_errors():
         step(tf.constant([1.0, -2.0]))
+
+
+def test_nothing_computed_from_a_checked_batch_runs_before_its_check_passes():
+    table = tf.Variable(tf.zeros((4, 2)))
+
+    @tf.function
+    def step(indices):
+        indices = validation.assert_batch(indices, (indices >= 0) & (indices < 4),
+                                          "Indices must be in 0 .. 3.")
+        # Without the gate the gather could run first and fail with TensorFlow's own error.
+        return tf.gather(table, indices)
+
+    with pytest.raises(ValueError, match=r"^Indices must be in 0 \.\. 3\.$"), \
+            validation.input_errors_as_value_errors():
+        step(tf.constant([0, 7]))
 
 
 def test_other_graph_errors_pass_through_unchanged():

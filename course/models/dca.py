@@ -34,25 +34,14 @@ from course.models.validation import (
     assert_batch,
     at_least,
     check_shape,
-    finite_batch,
     input_arrays,
+    raw_count_batch,
     require,
 )
 
 # DCA clips the mean to [1e-5, 1e6] and the inverse dispersion to [1e-4, 1e4].
 LOG_MEAN_RANGE = (float(np.log(1e-5)), float(np.log(1e6)))
 THETA_RANGE = (1e-4, 1e4)
-
-
-def raw_count_batch(counts, n_genes: int):
-    """A batch of counts after checking, in the step, its shape (batch, n_genes) and that it
-    holds raw counts: finite, non-negative integers (what the count likelihoods need)."""
-    counts = ops.convert_to_tensor(counts)
-    counts = finite_batch(check_shape(counts, (n_genes,), "The counts"), "The counts")
-    raw = ops.logical_and(ops.greater_equal(counts, 0), ops.equal(counts, ops.round(counts)))
-    assert_batch(raw, "The counts have negative or non-integer values: count likelihoods need raw "
-                 "integer counts, e.g. course.datasets.counts(adata), not log-normalized X.")
-    return counts
 
 
 @keras.saving.register_keras_serializable(package="course")
@@ -164,10 +153,9 @@ class DCA(Configurable, CheckedInputs, keras.Model):
     def check_batch(self, x):
         """A batch of raw counts after checking, in the step, that every cell has some counts
         (a tf.data input is checked batch by batch)."""
-        x = raw_count_batch(x, self.n_genes)
-        assert_batch(ops.greater(ops.sum(x, axis=-1), 0),
-                     "Some cells have no counts at all; remove them before DCA.")
-        return x
+        x = raw_count_batch(check_shape(ops.convert_to_tensor(x), (self.n_genes,), "The counts"))
+        return assert_batch(x, ops.greater(ops.sum(x, axis=-1), 0),
+                            "Some cells have no counts at all; remove them before DCA.")
 
     def check_inputs(self, x) -> np.ndarray:
         """``x`` as float32 raw counts of shape (n_cells, n_genes), or a clear ValueError."""

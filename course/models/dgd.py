@@ -38,12 +38,13 @@ from keras import ops
 
 from course import distribute, likelihoods, networks
 from course.models.base import Configurable
-from course.models.dca import raw_count_batch
 from course.models.validation import (
     CheckedInputs,
     assert_batch,
     at_least,
+    check_shape,
     input_arrays,
+    raw_count_batch,
     require,
     split_pair,
 )
@@ -313,11 +314,13 @@ class DGD(Configurable, CheckedInputs, keras.Model):
         cell_indices = ops.convert_to_tensor(cell_indices)
         require(cell_indices.dtype.is_integer,
                 f"cell_indices must be integers (one per cell), got {cell_indices.dtype}.")
-        assert_batch(ops.logical_and(ops.greater_equal(cell_indices, 0),
-                                     ops.less(cell_indices, self.n_cells)),
-                     f"cell_indices must lie in 0 .. {self.n_cells - 1} (the model has one "
-                     "representation per training cell). For new cells use infer(counts).")
-        return raw_count_batch(counts, self.n_genes), cell_indices
+        cell_indices = assert_batch(
+            cell_indices, ops.logical_and(ops.greater_equal(cell_indices, 0),
+                                          ops.less(cell_indices, self.n_cells)),
+            f"cell_indices must lie in 0 .. {self.n_cells - 1} (the model has one "
+            "representation per training cell). For new cells use infer(counts).")
+        counts = check_shape(ops.convert_to_tensor(counts), (self.n_genes,), "The counts")
+        return raw_count_batch(counts), cell_indices
 
     def check_arrays(self, *values) -> None:
         arrays = input_arrays(*values)

@@ -104,11 +104,11 @@ class DNAGAN(WassersteinGAN):
         position holds non-negative base probabilities that sum to 1 (one-hot DNA)."""
         sequences = super().check_batch(sequences)
         sums = ops.sum(ops.cast(sequences, "float32"), axis=-1)
-        assert_batch(ops.logical_and(ops.all(ops.greater_equal(sequences, 0), axis=-1),
-                                     ops.less(ops.abs(sums - 1.0), 1e-5)),
-                     "The sequences are not one-hot (or base probabilities): every position "
-                     "needs non-negative values over A, C, G, T that sum to 1.")
-        return sequences
+        return assert_batch(
+            sequences, ops.logical_and(ops.all(ops.greater_equal(sequences, 0), axis=-1),
+                                       ops.less(ops.abs(sums - 1.0), 1e-5)),
+            "The sequences are not one-hot (or base probabilities): every position needs "
+            "non-negative values over A, C, G, T that sum to 1.")
 
     def generate(self, n: int, seed: int | None = None, one_hot: bool = True) -> np.ndarray:
         """Generate ``n`` sequences: one-hot (most probable base), or the base probabilities."""

@@ -337,13 +337,14 @@ class OneHotConditioned:
         check that the labels are class indices in [0, num_classes)."""
         labels = ops.reshape(labels, (-1,))
         if not labels.dtype.is_integer:
-            assert_batch(ops.equal(labels, ops.round(labels)),
-                         "The labels must be integer class indices; convert them, e.g. with "
-                         "np.unique(names, return_inverse=True)[1].")
-        assert_batch(ops.logical_and(ops.greater_equal(labels, 0),
-                                     ops.less(labels, self.num_classes)),
-                     f"The labels must be in [0, {self.num_classes}) for num_classes="
-                     f"{self.num_classes}. Relabel the data or build the model with more classes.")
+            labels = assert_batch(labels, ops.equal(labels, ops.round(labels)),
+                                  "The labels must be integer class indices; convert them, e.g. "
+                                  "with np.unique(names, return_inverse=True)[1].")
+        in_range = ops.logical_and(ops.greater_equal(labels, 0), ops.less(labels, self.num_classes))
+        labels = assert_batch(
+            labels, in_range,
+            f"The labels must be in [0, {self.num_classes}) for num_classes={self.num_classes}. "
+            "Relabel the data or build the model with more classes.")
         return super().check_batch(real_data), labels
 
     def _unpack(self, data):

@@ -108,11 +108,10 @@ class ScGAN(WassersteinGAN):
         """A batch of counts after the GAN's checks (shape, no NaN) and a check that they are
         non-negative (raw or library-size normalized counts, not log-transformed data)."""
         counts = super().check_batch(counts)
-        assert_batch(ops.greater_equal(counts, 0),
-                     "The counts have negative values: the model needs raw (or library-size "
-                     "normalized) counts, not log-transformed or scaled data. Pass "
-                     "datasets.counts(adata).")
-        return counts
+        return assert_batch(counts, ops.greater_equal(counts, 0),
+                            "The counts have negative values: the model needs raw (or library-"
+                            "size normalized) counts, not log-transformed or scaled data. Pass "
+                            "datasets.counts(adata).")
 
     def _unpack(self, data):
         """The checked counts of a batch, each cell scaled to ``library_size`` counts."""

@@ -338,7 +338,7 @@ class ConditionalVAE(ConditionalVAEArrays, VAE):
         return self.check_batch(x), labels
 
     def _one_hot(self, labels):
-        self.check_label_batch(labels)
+        labels = self.check_label_batch(labels)
         return ops.one_hot(ops.cast(labels, "int32"), self.num_classes)
 
     def _encode(self, inputs, training=False):

@@ -68,9 +68,9 @@ class VAEArrays(CheckedInputs):
         x = finite_batch(check_shape(x, self.data_shape, "The data"))
         if self.is_count_model:
             values = tf.cast(x, tf.float32)
-            assert_batch((values >= 0) & (values == tf.round(values)), RAW_COUNTS)
-        elif self.likelihood == "bernoulli":
-            assert_batch((x >= 0) & (x <= 1), PIXELS)
+            return assert_batch(x, (values >= 0) & (values == tf.round(values)), RAW_COUNTS)
+        if self.likelihood == "bernoulli":
+            return assert_batch(x, (x >= 0) & (x <= 1), PIXELS)
         return x
 
     def check_arrays(self, *values) -> None:
@@ -166,12 +166,14 @@ class VAEArrays(CheckedInputs):
 class ConditionalVAEArrays(VAEArrays):
     """numpy API and input checks of :class:`course.models.ConditionalVAE`: with labels."""
 
-    def check_label_batch(self, labels) -> None:
-        """In-graph check that the labels of a batch are integers in [0, num_classes)."""
+    def check_label_batch(self, labels):
+        """The labels of a batch, after an in-graph check that they are integers in
+        [0, num_classes)."""
         values = tf.cast(labels, tf.float32)
-        assert_batch((values >= 0) & (values < self.num_classes) & (values == tf.round(values)),
-                     f"The labels must be integers in [0, {self.num_classes}); relabel the data "
-                     "or build the model with more classes.")
+        valid = (values >= 0) & (values < self.num_classes) & (values == tf.round(values))
+        return assert_batch(labels, valid, f"The labels must be integers in [0, "
+                            f"{self.num_classes}); relabel the data or build the model with more "
+                            "classes.")
 
     def check_arrays(self, *values) -> None:
         arrays = input_arrays(*values)

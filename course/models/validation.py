@@ -197,6 +197,7 @@ def finite_batch(tensor, what: str = "The data"):
     Costs one pass over the batch (negligible next to a training step; benchmarks/checks.py
     measures it). Integer tensors pass unchanged: they cannot hold NaN.
     """
+    tensor = tf.convert_to_tensor(tensor)
     if not tensor.dtype.is_floating:
         return tensor
     return tf.debugging.check_numerics(
@@ -205,10 +206,28 @@ def finite_batch(tensor, what: str = "The data"):
     )
 
 
-def assert_batch(condition, message: str) -> None:
-    """In a training step: fail with ``message`` unless the boolean tensor ``condition`` is all
-    true (e.g. counts that are non-negative integers, pixels in [0, 1])."""
-    tf.debugging.Assert(tf.reduce_all(condition), [f"{_OPEN}{message}{_CLOSE}"])
+def assert_batch(tensor, condition, message: str):
+    """``tensor``, once an in-graph check has found the boolean tensor ``condition`` all true
+    (e.g. counts that are non-negative integers, pixels in [0, 1]); else fail with ``message``.
+
+    The step must use the returned tensor: it depends on the check, so nothing computed from
+    it (a gather, a weight update) runs before the check has passed.
+    """
+    check = tf.debugging.Assert(tf.reduce_all(condition), [f"{_OPEN}{message}{_CLOSE}"])
+    with tf.control_dependencies([check]):
+        return tf.identity(tensor)
+
+
+def raw_count_batch(counts, what: str = "The counts"):
+    """``counts`` after in-graph checks that they are raw counts: finite, non-negative integers
+    (what the count likelihoods need)."""
+    counts = finite_batch(counts, what)
+    values = tf.cast(counts, tf.float32)
+    return assert_batch(
+        counts, (values >= 0) & (values == tf.round(values)),
+        f"{what} have negative or non-integer values: count likelihoods need raw integer "
+        "counts, e.g. course.datasets.counts(adata), not log-normalized X.",
+    )
 
 
 @contextlib.contextmanager
