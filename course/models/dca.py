@@ -31,9 +31,7 @@ from course.models.base import Configurable
 from course.models.vae_arrays import in_batches
 from course.models.validation import (
     CheckedInputs,
-    assert_batch,
     at_least,
-    check_shape,
     input_arrays,
     raw_count_batch,
     require,
@@ -153,9 +151,7 @@ class DCA(Configurable, CheckedInputs, keras.Model):
     def check_batch(self, x):
         """A batch of raw counts after checking, in the step, that every cell has some counts
         (a tf.data input is checked batch by batch)."""
-        x = raw_count_batch(check_shape(ops.convert_to_tensor(x), (self.n_genes,), "The counts"))
-        return assert_batch(x, ops.greater(ops.sum(x, axis=-1), 0),
-                            "Some cells have no counts at all; remove them before DCA.")
+        return raw_count_batch(x, self.n_genes, empty_cells=False)
 
     def check_inputs(self, x) -> np.ndarray:
         """``x`` as float32 raw counts of shape (n_cells, n_genes), or a clear ValueError."""

@@ -42,7 +42,6 @@ from course.models.validation import (
     CheckedInputs,
     assert_batch,
     at_least,
-    check_shape,
     input_arrays,
     raw_count_batch,
     require,
@@ -319,8 +318,7 @@ class DGD(Configurable, CheckedInputs, keras.Model):
                                           ops.less(cell_indices, self.n_cells)),
             f"cell_indices must lie in 0 .. {self.n_cells - 1} (the model has one "
             "representation per training cell). For new cells use infer(counts).")
-        counts = check_shape(ops.convert_to_tensor(counts), (self.n_genes,), "The counts")
-        return raw_count_batch(counts), cell_indices
+        return raw_count_batch(counts, self.n_genes), cell_indices
 
     def check_arrays(self, *values) -> None:
         arrays = input_arrays(*values)

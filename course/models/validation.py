@@ -218,16 +218,21 @@ def assert_batch(tensor, condition, message: str):
         return tf.identity(tensor)
 
 
-def raw_count_batch(counts, what: str = "The counts"):
-    """``counts`` after in-graph checks that they are raw counts: finite, non-negative integers
-    (what the count likelihoods need)."""
-    counts = finite_batch(counts, what)
+def raw_count_batch(counts, n_genes: int, empty_cells: bool = True, what: str = "The counts"):
+    """``counts`` after in-graph checks that they are raw counts of ``n_genes`` genes: finite,
+    non-negative integers (what the count likelihoods need), each cell with some counts unless
+    ``empty_cells``."""
+    counts = finite_batch(check_shape(tf.convert_to_tensor(counts), (n_genes,), what), what)
     values = tf.cast(counts, tf.float32)
-    return assert_batch(
+    counts = assert_batch(
         counts, (values >= 0) & (values == tf.round(values)),
         f"{what} have negative or non-integer values: count likelihoods need raw integer "
         "counts, e.g. course.datasets.counts(adata), not log-normalized X.",
     )
+    if empty_cells:
+        return counts
+    return assert_batch(counts, tf.reduce_sum(values, axis=-1) > 0,
+                        "Some cells have no counts at all; remove them first.")
 
 
 @contextlib.contextmanager
