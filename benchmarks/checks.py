@@ -4,8 +4,9 @@ Every model checks each batch of a ``tf.data`` input inside its training step (i
 ``check_batch`` method: no NaN, raw counts where a count likelihood needs them, pixels in [0, 1],
 labels in range). This script times the same training steps of the same model twice in one
 process, once as shipped and once with ``check_batch`` replaced by a function that returns its
-input unchecked, alternating the two several times, and reports the median time per step of each
-and the share the checks add. The issue's budget is 5% of a step.
+input unchecked, alternating the two several times. It reports the median time per step of each,
+the median and quartiles of the paired ratios, and the time of the compiled check alone. The
+issue's budget is 5% of a step.
 
     python benchmarks/checks.py            # writes benchmarks/results/checks.json
     python benchmarks/checks.py --quick    # fewer steps and repeats, writes checks.quick.json
@@ -87,12 +88,36 @@ def measure(build, dataset, steps: int, repeats: int) -> dict:
         model.fit(dataset.take(3), epochs=1, verbose=0)  # trace and warm up
         model.make_train_function()
     batches = iter(dataset.repeat())
-    for _ in range(repeats):
-        for kind, model in trained.items():
-            timings[kind].append(seconds_per_step(model, batches, steps))
+    ratios = []
+    for repeat in range(repeats):
+        # Pairs, in alternating order: a slow spell of the shared machine hits both sides.
+        order = list(trained) if repeat % 2 == 0 else list(reversed(trained))
+        pair = {kind: seconds_per_step(trained[kind], batches, steps) for kind in order}
+        for kind, seconds in pair.items():
+            timings[kind].append(seconds)
+        ratios.append(pair["checked"] / pair["unchecked"] - 1)
     checked, plain = (statistics.median(timings[kind]) for kind in ("checked", "unchecked"))
+    quartiles = statistics.quantiles(ratios, n=4)
     return {"ms_per_step_checked": 1000 * checked, "ms_per_step_unchecked": 1000 * plain,
-            "check_share": checked / plain - 1, "repeats": repeats, "steps": steps}
+            "check_share": statistics.median(ratios),
+            "check_share_quartiles": [quartiles[0], quartiles[2]],
+            "ms_check_alone": 1000 * check_alone(trained["checked"], dataset),
+            "repeats": repeats, "steps": steps}
+
+
+def check_alone(model, dataset, calls: int = 200) -> float:
+    """Seconds per call of the model's compiled ``check_batch`` on one batch (an upper bound of
+    its share of a step: it includes the cost of calling a tf.function)."""
+    import tensorflow as tf
+
+    batch = next(iter(dataset))
+    arguments = batch if isinstance(batch, tuple) else (batch,)
+    check = tf.function(model.check_batch)
+    check(*arguments)
+    start = time.perf_counter()
+    for _ in range(calls):
+        check(*arguments)
+    return (time.perf_counter() - start) / calls
 
 
 def main() -> None:
@@ -112,9 +137,11 @@ def main() -> None:
     for name, build, dataset in cases():
         results[name] = measure(build, dataset, steps, repeats)
         row = results[name]
+        low, high = row["check_share_quartiles"]
         print(f"{name:22s} {row['ms_per_step_checked']:8.1f} ms checked "
-              f"{row['ms_per_step_unchecked']:8.1f} ms unchecked  {100 * row['check_share']:+.1f}%",
-              flush=True)
+              f"{row['ms_per_step_unchecked']:8.1f} ms unchecked  median "
+              f"{100 * row['check_share']:+.1f}% (quartiles {100 * low:+.1f}%, {100 * high:+.1f}%)"
+              f"  check alone {row['ms_check_alone']:.2f} ms", flush=True)
     report = {"benchmark": "checks", "quick": args.quick, "cpu_count": os.cpu_count(),
               "machine": platform.platform(), "load_average": os.getloadavg(),
               "models": results}
