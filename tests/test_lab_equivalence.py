@@ -82,7 +82,6 @@ file; "differs" marks deliberate differences and says what is tested instead.
 from __future__ import annotations
 
 import functools
-import inspect
 import math
 
 import keras
@@ -91,6 +90,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from keras import ops
+from lab_harness import solution_namespace
 from scipy import special
 
 from course import datasets, distribute, evaluation, likelihoods, metrics, plots
@@ -99,55 +99,20 @@ from course.models import DGD, GAN, VAE, ConditionalGAN, LandmarkGAN, MLPRegress
 from course.models import dgd as dgd_module
 from course.models import gan as gan_module
 from course.models import landmark as landmark_module
-from tests.lab_harness import solution_namespace
 
 SEEDS = (0, 1, 2)
-
-
-def vae_kwargs(shape) -> dict:
-    """The VAE's shape keyword: ``data_shape`` after the rename of issue 13, else
-    ``input_shape``. (Goes once the rename lands; the lead removes it.)"""
-    parameters = inspect.signature(VAE.__init__).parameters
-    return {("data_shape" if "data_shape" in parameters else "input_shape"): tuple(shape)}
 
 
 def numpy(value) -> np.ndarray:
     return np.asarray(ops.convert_to_numpy(value))
 
 
-@pytest.fixture(scope="module")
-def lab1():
-    return solution_namespace(1)
+def solution_fixture(number: int):
+    """A module-scoped fixture: the namespace of solution ``number``, executed once."""
+    return pytest.fixture(scope="module")(lambda: solution_namespace(number))
 
 
-@pytest.fixture(scope="module")
-def lab2():
-    return solution_namespace(2)
-
-
-@pytest.fixture(scope="module")
-def lab3():
-    return solution_namespace(3)
-
-
-@pytest.fixture(scope="module")
-def lab4():
-    return solution_namespace(4)
-
-
-@pytest.fixture(scope="module")
-def lab5():
-    return solution_namespace(5)
-
-
-@pytest.fixture(scope="module")
-def lab6():
-    return solution_namespace(6)
-
-
-@pytest.fixture(scope="module")
-def lab7():
-    return solution_namespace(7)
+lab1, lab2, lab3, lab4, lab5, lab6, lab7 = (solution_fixture(n) for n in range(1, 8))
 
 
 class InjectedNoise:
@@ -240,7 +205,7 @@ def test_1_3_reconstruction_loss_is_the_courses_squared_error_and_gaussian_loss(
 
 @pytest.fixture(scope="module")
 def digit_vae():
-    return VAE(**vae_kwargs((28, 28, 1)), latent_dim=2, likelihood="bernoulli", seed=0)
+    return VAE(data_shape=(28, 28, 1), latent_dim=2, likelihood="bernoulli", seed=0)
 
 
 def digit_images(rng, n: int = 32) -> np.ndarray:
@@ -292,7 +257,7 @@ def test_2_3_the_lab_networks_and_likelihood_are_the_bernoulli_vae(lab2, digit_v
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_2_4_decode_grid_is_the_manifold_grid_of_the_plots(lab2, seed):
-    vae = VAE(**vae_kwargs((28, 28, 1)), latent_dim=2, likelihood="bernoulli", seed=seed)
+    vae = VAE(data_shape=(28, 28, 1), latent_dim=2, likelihood="bernoulli", seed=seed)
     points_per_side, extent = 5, float(np.random.default_rng(seed).uniform(1.0, 3.0))
     mine = lab2["decode_grid"](vae.decoder, points_per_side, extent)
     figure = plots.manifold_grid(vae, n=points_per_side, span=extent)
@@ -331,7 +296,7 @@ def test_3_1_nb_log_likelihood_is_the_toolkits_negative_binomial(lab3, seed):
 @pytest.mark.parametrize("seed", SEEDS)
 def test_3_2_expected_counts_is_the_count_vaes_reconstruction(lab3, seed):
     counts = datasets.counts(synthetic_cells(seed))
-    vae = VAE(**vae_kwargs(counts.shape[1:]), latent_dim=4, likelihood="nb",
+    vae = VAE(data_shape=counts.shape[1:], latent_dim=4, likelihood="nb",
               hidden_units=(32,), seed=seed)
     # The decoder ends in a softmax; the log of its shares serves as gene logits.
     shares = vae.decode(vae.encode(counts), library_size=1.0)
