@@ -6,10 +6,13 @@
   grader); verdicts live in ``course/grading/checks/labNN.py``, probes in
   ``course/grading/probes/labNN.py``.
 - ``notebook``: ``check("2.1")`` and ``check_all()``, called from inside a lab.
-- ``runner``: ``grade(submissions, out_dir)`` runs each submission in a sandboxed Jupyter
-  kernel (``sandbox``) and judges its exercises outside it; ``limits`` calibrates the time
-  limits from the lab's solution, ``dependencies`` finds the cells that use a hung function,
-  ``reports`` writes the reports and ``grades.csv`` (import the runner from
+- ``runner``: ``grade(submissions, out_dir)`` grades a batch (jobs, calibration, reports);
+  ``execution`` runs one submission cell by cell and probes each exercise in its kernel
+  (``session``: the kernel and its scratch folder, in the ``sandbox``; ``settings``: what a
+  run allows and hides); ``plan`` reads the notebook and decides when each exercise is judged
+  (``dependencies`` finds the cells that use a hung function); ``verdicts`` reads a probe's
+  outputs and judges them in the grader; ``limits`` calibrates the time limits from the lab's
+  solution; ``reports`` builds the reports and ``grades.csv`` (import the runner from
   ``course.grading.runner``; it needs nbclient and jupytext).
 """
 

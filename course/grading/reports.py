@@ -1,4 +1,4 @@
-"""Grading reports: their schema, unique file names, atomic writes, and ``grades.csv``.
+"""Grading reports: a run's report, its schema, unique file names, atomic writes, grades.csv.
 
 Each submission's report is ``OUT/<name>-<hash>.json``: ``name`` is a readable form of the file
 name, ``hash`` is taken from the bytes of its absolute path, so two different files never
@@ -18,7 +18,14 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from course.grading.limits import Limits
+from course.grading.registry import CheckResult, Exercise
+
+if TYPE_CHECKING:  # the report of a run: what execution produced and how it ran
+    from course.grading.execution import Outcome
+    from course.grading.settings import Settings
 
 SCHEMA = "course-grade-report/2"
 CSV_NAME = "grades.csv"
@@ -180,3 +187,79 @@ def _close(value: Any, expected: float) -> bool:
 
 def _format(value: float) -> str:
     return f"{value:g}"
+
+
+# --- a run's report ------------------------------------------------------------------------
+
+
+def build_report(
+    path: Path,
+    lab: int | None,
+    entries: list[Exercise],
+    outcome: Outcome,
+    elapsed: float,
+    settings: Settings,
+    limits: Limits | None = None,
+) -> dict[str, Any]:
+    """The JSON report of one submission (validated against the schema when written)."""
+    graded = [_graded(entry, outcome) for entry in entries]
+    status, message = outcome.status, outcome.message
+    if status == "ok" and _nothing_attempted(outcome, graded):
+        status, message = (
+            "not attempted",
+            "no exercise was attempted (each still raises NotImplementedError)",
+        )
+    warnings = []
+    if not settings.sandbox:
+        warnings.append(
+            f"NOT SANDBOXED ({settings.unsandboxed_reason}): the kernel could read "
+            "the solutions and write outside its folder"
+        )
+    return {
+        "schema": SCHEMA,
+        "submission": display_path(path),
+        "lab": lab,
+        "points": sum(e["points"] for e in graded),
+        "max_points": sum(e["max_points"] for e in graded),
+        "elapsed_s": round(elapsed, 1),
+        "status": status,
+        "message": message,
+        "sandboxed": settings.sandbox,
+        "warnings": warnings,
+        "limits": (limits or Limits()).describe(),
+        "notes": outcome.notes,
+        "exercises": graded,
+    }
+
+
+def _graded(entry: Exercise, outcome: Outcome) -> dict[str, Any]:
+    """One exercise in the report: its verdict, or why it has none."""
+    result = outcome.results.get(entry.id)
+    if result is None:
+        why = outcome.message or "its cell never ran"
+        state = "not attempted" if outcome.status == "not attempted" else "not graded"
+        result = CheckResult(entry.id, entry.title, 0, entry.points, False, f"{state}: {why}")
+    return {
+        "id": entry.id,
+        "title": entry.title,
+        "points": entry.points if result.passed else 0,  # a verdict never gives more or less
+        "max_points": entry.points,
+        "passed": bool(result.passed),
+        "message": result.message,
+    }
+
+
+def _nothing_attempted(outcome: Outcome, graded: list[dict[str, Any]]) -> bool:
+    """Whether no exercise passed and each one still raises its NotImplementedError stub."""
+    if not graded or any(exercise["passed"] for exercise in graded):
+        return False
+    return outcome.untouched or all(
+        exercise["message"].startswith("not implemented yet") for exercise in graded
+    )
+
+
+def progress_line(report: dict[str, Any]) -> str:
+    name = Path(report["submission"]).name
+    score = f"{report['points']:g}/{report['max_points']:g}"
+    line = f"{name:<32} {score:>9}  {report['elapsed_s']:6.1f} s  {report['status']}"
+    return f"{line}: {report['message']}" if report["message"] else line

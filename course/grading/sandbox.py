@@ -42,7 +42,7 @@ BASE_UID = 61000
 GIB = 1024**3
 PRIVATE_TMP = ("/tmp", "/var/tmp", "/dev/shm")
 
-_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_BIND, _MS_REC = 1, 2, 4, 4096, 16384
+_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_REMOUNT, _MS_BIND, _MS_REC = 1, 2, 4, 32, 4096, 16384
 _PR_SET_NO_NEW_PRIVS = 38
 _availability: dict[str, str | None] = {}
 
@@ -57,6 +57,9 @@ class Sandbox:
         hide: paths the kernel must not read (folders become empty, files become empty).
         expose: folders bound back read-write/read-only at their own path after ``/tmp`` is
             made private (the scratch folder and the inputs folder, when they lie in ``/tmp``).
+        binds: ``(source, target)`` pairs: ``source`` is bound read-only over ``target``
+            before anything is hidden (e.g. a copy of the package without a lab's answers
+            over the installed package).
         uid: the unprivileged user (and group) id the kernel runs as.
         memory_bytes: the kernel's address-space limit (RLIMIT_AS); None for no limit.
         max_processes: processes and threads of the sandbox user (RLIMIT_NPROC).
@@ -67,6 +70,7 @@ class Sandbox:
     scratch: str
     hide: tuple[str, ...] = ()
     expose: tuple[str, ...] = ()
+    binds: tuple[tuple[str, str], ...] = ()
     uid: int = BASE_UID
     memory_bytes: int | None = 8 * GIB
     max_processes: int = 4096
@@ -154,7 +158,8 @@ def _hide(path: str) -> None:
 
 def _set_up_filesystem(config: dict) -> None:
     """Private temporary folders; folders the kernel's user could not reach made reachable (and
-    nothing else beside them: e.g. a Python installed under root's home); hidden paths last."""
+    nothing else beside them: e.g. a Python installed under root's home); read-only binds;
+    hidden paths last."""
     os.umask(0o022)
     handles = {path: os.open(path, os.O_RDONLY | os.O_DIRECTORY) for path in config["expose"]}
     for path in PRIVATE_TMP:
@@ -172,6 +177,9 @@ def _set_up_filesystem(config: dict) -> None:
         os.makedirs(path, exist_ok=True)
         _mount(f"/proc/self/fd/{handle}", path, None, _MS_BIND | _MS_REC)
         os.close(handle)
+    for source, target in config["binds"]:
+        _mount(source, target, None, _MS_BIND | _MS_REC)
+        _mount("none", target, None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY | _MS_REC)
     for path in config["hide"]:
         _hide(path)
 
