@@ -1,9 +1,9 @@
 """What checking every tf.data batch costs: training steps with and without the in-step checks.
 
 Every model checks each batch of a ``tf.data`` input inside its training step (its
-``check_batch`` method: no NaN, raw counts where a count likelihood needs them, pixels in [0, 1],
+``validate_batch`` method: no NaN, raw counts where a count likelihood needs them, pixels in [0, 1],
 labels in range). This script times the same training steps of the same model twice in one
-process, once as shipped and once with ``check_batch`` replaced by a function that returns its
+process, once as shipped and once with ``validate_batch`` replaced by a function that returns its
 input unchecked, alternating the two several times. It reports the median time per step of each,
 the median and quartiles of the paired ratios, and the time of the compiled check alone. The
 issue's budget is 5% of a step.
@@ -24,7 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def unchecked(*tensors):
-    """Stands in for ``check_batch``: the batch as it came, no checks."""
+    """Stands in for ``validate_batch``: the batch as it came, no checks."""
     return tensors[0] if len(tensors) == 1 else tensors
 
 
@@ -84,7 +84,7 @@ def measure(build, dataset, steps: int, repeats: int) -> dict:
         keras.utils.set_random_seed(0)
         trained[kind] = model = build()
         if kind == "unchecked":
-            model.check_batch = unchecked  # before the step is traced
+            model.validate_batch = unchecked  # before the step is traced
         model.fit(dataset.take(3), epochs=1, verbose=0)  # trace and warm up
         model.make_train_function()
     batches = iter(dataset.repeat())
@@ -106,13 +106,13 @@ def measure(build, dataset, steps: int, repeats: int) -> dict:
 
 
 def check_alone(model, dataset, calls: int = 200) -> float:
-    """Seconds per call of the model's compiled ``check_batch`` on one batch (an upper bound of
+    """Seconds per call of the model's compiled ``validate_batch`` on one batch (an upper bound of
     its share of a step: it includes the cost of calling a tf.function)."""
     import tensorflow as tf
 
     batch = next(iter(dataset))
     arguments = batch if isinstance(batch, tuple) else (batch,)
-    check = tf.function(model.check_batch)
+    check = tf.function(model.validate_batch)
     check(*arguments)
     start = time.perf_counter()
     for _ in range(calls):

@@ -47,7 +47,7 @@ def _run(args) -> int:
         print(demos.describe())
         return 0 if args.list else 2
     # Check the request before TensorFlow starts (seconds) and before anything is written.
-    demos.check_request(args.name, args.out, args.epochs, args.seed, args.cpu_replicas,
+    demos.validate_request(args.name, args.out, args.epochs, args.seed, args.cpu_replicas,
                               args.source)
     import_tensorflow_quietly()
     demos.run(

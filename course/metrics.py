@@ -206,7 +206,7 @@ def elbo(model, x, labels=None, batch_size: int = 256) -> float:
         model: a trained ``course.models.VAE`` (or ``ConditionalVAE``, then pass ``labels``).
         x: examples in the model's input format (raw counts for count likelihoods).
     """
-    x, labels = model.check_inputs(x, labels)
+    x, labels = model.validate_inputs(x, labels)
     total = 0.0
     for rows in _batches(len(x), batch_size):
         reconstruction_loss, kl_loss = model.loss_terms(_rows(x, labels, rows))
@@ -229,7 +229,7 @@ def marginal_log_likelihood(
     if n_samples < 1:
         raise ValueError(f"n_samples must be at least 1, got {n_samples}.")
     rng = np.random.default_rng(seed)
-    x, labels = model.check_inputs(x, labels)
+    x, labels = model.validate_inputs(x, labels)
     condition = [] if labels is None else [labels]
     z_mean, z_log_var = model.encode(x, *condition, return_distribution=True)
     z_std = np.exp(0.5 * z_log_var)

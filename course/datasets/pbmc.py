@@ -99,7 +99,7 @@ def _pbmc3k():
 def pbmc_source(source: str = "auto") -> str:
     """Where ``load_pbmc(source=...)`` would take the cells from now: "cache", "download" or
     "bundled"."""
-    cache.check_choice(source, PBMC_SOURCES, "PBMC source")
+    cache.validate_choice(source, PBMC_SOURCES, "PBMC source")
     if source == "bundled":
         return "bundled"
     if _pbmc3k_cached():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def check_finite(array, name: str = "x") -> np.ndarray:
+def validate_finite(array, name: str = "x") -> np.ndarray:
     """Return ``array`` as a numpy array, raising a clear error if it is empty or has NaNs."""
     array = np.asarray(array)
     if array.size == 0 or len(array) == 0:
@@ -40,10 +40,10 @@ def as_dataset(
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
     if isinstance(x, (tuple, list)):
-        features = tuple(check_finite(a, f"x[{i}]") for i, a in enumerate(x))
+        features = tuple(validate_finite(a, f"x[{i}]") for i, a in enumerate(x))
     else:
-        features = check_finite(x, "x")
-    elements = features if y is None else (features, check_finite(y, "y"))
+        features = validate_finite(x, "x")
+    elements = features if y is None else (features, validate_finite(y, "y"))
     lengths = {len(a) for a in tf.nest.flatten(elements)}
     if len(lengths) != 1:
         raise ValueError(f"All arrays must have the same number of rows, got {sorted(lengths)}.")

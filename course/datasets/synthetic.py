@@ -14,7 +14,7 @@ import numpy as np
 from course.datasets.layout import counts_anndata
 
 
-def _check_sizes(**sizes: int) -> None:
+def _validate_sizes(**sizes: int) -> None:
     for name, value in sizes.items():
         if value < 1:
             raise ValueError(f"{name} must be at least 1, got {value}.")
@@ -58,7 +58,7 @@ def synthetic_counts(
 
     The counts are drawn as the module docstring describes; ``obs["cell_type"]`` is the truth.
     """
-    _check_sizes(n_cells=n_cells, n_genes=n_genes, n_cell_types=n_cell_types)
+    _validate_sizes(n_cells=n_cells, n_genes=n_genes, n_cell_types=n_cell_types)
     rng = np.random.default_rng(seed)
     profiles = _cell_type_profiles(rng, n_cell_types, n_genes)
     cell_types = rng.integers(0, n_cell_types, n_cells)
@@ -100,7 +100,7 @@ def synthetic_perturbation(
         "stimulated") and the ground truth ``uns["true_log_fold_change"]`` (n_cell_types x
         n_genes: log of the stimulated over the control expression profile of each type).
     """
-    _check_sizes(n_cells=n_cells, n_genes=n_genes, n_cell_types=n_cell_types)
+    _validate_sizes(n_cells=n_cells, n_genes=n_genes, n_cell_types=n_cell_types)
     if not 0 < 2 * n_response_genes <= n_genes or not 0.0 <= response_share < 1.0:
         raise ValueError(f"Need 0 < 2 * n_response_genes <= n_genes ({n_genes}) and "
                          f"0 <= response_share < 1, got {n_response_genes}, {response_share}.")

@@ -235,7 +235,7 @@ def describe() -> str:
     return "\n".join(lines)
 
 
-def check_request(
+def validate_request(
     name: str,
     out: str | os.PathLike | None = None,
     epochs: int | None = None,
@@ -284,7 +284,7 @@ def run(
     The outputs appear in ``out`` (default ``runs/NAME``) only when the demo has finished; an
     interrupted run leaves the previous complete result in place.
     """
-    target = check_request(name, out, epochs, seed, cpu_replicas, source)
+    target = validate_request(name, out, epochs, seed, cpu_replicas, source)
     import keras
 
     from course import distribute

@@ -124,7 +124,7 @@ class DCA(Configurable, CheckedInputs, keras.Model):
         return -ops.sum(log_likelihood, axis=-1)
 
     def train_step(self, data):
-        x = self.check_batch(keras.utils.unpack_x_y_sample_weight(data)[0])
+        x = self.validate_batch(keras.utils.unpack_x_y_sample_weight(data)[0])
         with tf.GradientTape() as tape:
             # No sampling and no KL: the per-cell ZINB negative log-likelihood is the loss.
             reconstruction_loss = self.reconstruction_loss(x, training=True)
@@ -138,22 +138,22 @@ class DCA(Configurable, CheckedInputs, keras.Model):
         return {"loss": self.loss_tracker.result()}
 
     def test_step(self, data):
-        x = self.check_batch(keras.utils.unpack_x_y_sample_weight(data)[0])
+        x = self.validate_batch(keras.utils.unpack_x_y_sample_weight(data)[0])
         self.loss_tracker.update_state(ops.mean(self.reconstruction_loss(x)))
         return {"loss": self.loss_tracker.result()}
 
     def call(self, x, training=False):
         """The denoised expression ``mu`` of raw counts ``x``."""
-        return self.zinb_parameters(self.check_batch(x), training)[0]
+        return self.zinb_parameters(self.validate_batch(x), training)[0]
 
     # Data ---------------------------------------------------------------------------------------
 
-    def check_batch(self, x):
+    def validate_batch(self, x):
         """A batch of raw counts after checking, in the step, that every cell has some counts
         (a tf.data input is checked batch by batch)."""
         return raw_count_batch(x, self.n_genes, empty_cells=False)
 
-    def check_inputs(self, x) -> np.ndarray:
+    def validate_inputs(self, x) -> np.ndarray:
         """``x`` as float32 raw counts of shape (n_cells, n_genes), or a clear ValueError."""
         x = np.asarray(x)
         if x.ndim != 2 or x.shape[1] != self.n_genes:
@@ -164,10 +164,10 @@ class DCA(Configurable, CheckedInputs, keras.Model):
             raise ValueError("Some cells have no counts at all; remove them before DCA.")
         return x.astype(np.float32)
 
-    def check_arrays(self, *values) -> None:
+    def validate_arrays(self, *values) -> None:
         arrays = input_arrays(*values)
         if arrays:
-            self.check_inputs(arrays[0])
+            self.validate_inputs(arrays[0])
 
     def fit(self, x=None, y=None, **kwargs):
         """``keras.Model.fit`` on raw counts (an array or a tf.data pipeline of them), after
@@ -179,9 +179,9 @@ class DCA(Configurable, CheckedInputs, keras.Model):
                     "DCA.fit reads the dataset once for its statistics (library sizes, gene "
                     "means): pass a finite dataset (without repeat()) and choose epochs.")
             batches = [keras.utils.unpack_x_y_sample_weight(batch)[0] for batch in x]
-            counts = self.check_inputs(np.concatenate([np.asarray(b) for b in batches]))
+            counts = self.validate_inputs(np.concatenate([np.asarray(b) for b in batches]))
         else:
-            counts = x = self.check_inputs(x)
+            counts = x = self.validate_inputs(x)
         library = counts.sum(axis=1, keepdims=True)
         self.median_library.assign(float(np.median(library)))
         normalized = counts / (library / np.median(library))
@@ -193,9 +193,9 @@ class DCA(Configurable, CheckedInputs, keras.Model):
 
     def denoise(self, x) -> np.ndarray:
         """The denoised expected counts ``mu`` of each cell and gene (numpy): the imputation."""
-        return in_batches(lambda batch: self.zinb_parameters(batch)[0], [self.check_inputs(x)])
+        return in_batches(lambda batch: self.zinb_parameters(batch)[0], [self.validate_inputs(x)])
 
     def encode(self, x) -> np.ndarray:
         """The bottleneck code of each cell (numpy)."""
         return in_batches(lambda batch: self.encoder(self._normalize(batch)),
-                           [self.check_inputs(x)])
+                           [self.validate_inputs(x)])

@@ -204,7 +204,7 @@ class DGD(Configurable, CheckedInputs, keras.Model):
     # Training ----------------------------------------------------------------------------------
 
     def train_step(self, data):
-        counts, cell_indices = self.check_batch(*split_batch(data))
+        counts, cell_indices = self.validate_batch(*split_batch(data))
         with tf.GradientTape() as tape:
             # Gather the batch's representations: the gradient reaches only these rows.
             z = ops.take(self.representations, cell_indices, axis=0)
@@ -223,7 +223,7 @@ class DGD(Configurable, CheckedInputs, keras.Model):
         return self._update_trackers(loss, reconstruction_loss, prior_loss)
 
     def test_step(self, data):
-        counts, cell_indices = self.check_batch(*split_batch(data))
+        counts, cell_indices = self.validate_batch(*split_batch(data))
         z = ops.take(self.representations, cell_indices, axis=0)
         reconstruction_loss = -self.log_likelihood(counts, z)
         prior_loss = -self.log_prior(z)
@@ -282,11 +282,11 @@ class DGD(Configurable, CheckedInputs, keras.Model):
             # gather zeros): check every batch of a finite dataset, the first of an endless one.
             finite = x.cardinality() != tf.data.INFINITE_CARDINALITY
             batches = (x if finite else x.take(1)).as_numpy_iterator()
-            counts = np.concatenate([self.check_inputs(*split_batch(b))[0] for b in batches])
+            counts = np.concatenate([self.validate_inputs(*split_batch(b))[0] for b in batches])
         else:
             if y is None and not isinstance(x, (tuple, list)):
                 x = (x, self._all_cell_indices(x))
-            x = self.check_inputs(*split_batch((x, y) if y is not None else (x,)))
+            x = self.validate_inputs(*split_batch((x, y) if y is not None else (x,)))
             counts, y = x[0], None
         self.library_size.assign(float(np.median(counts.sum(axis=-1))))
         return super().fit(x, y, **kwargs)
@@ -301,13 +301,13 @@ class DGD(Configurable, CheckedInputs, keras.Model):
 
     def call(self, inputs, training=False):
         """Expected counts of the cells ``inputs = (counts, cell_indices)``."""
-        counts, cell_indices = self.check_batch(*inputs)
+        counts, cell_indices = self.validate_batch(*inputs)
         z = ops.take(self.representations, cell_indices, axis=0)
         return ops.sum(counts, axis=-1, keepdims=True) * self.decoder(z, training=training)
 
     # Checking inputs ---------------------------------------------------------------------------
 
-    def check_batch(self, counts, cell_indices):
+    def validate_batch(self, counts, cell_indices):
         """A batch after checking, in the step, that it holds raw counts of ``n_genes`` genes
         and integer indices of training cells (a tf.data input is checked batch by batch)."""
         cell_indices = ops.convert_to_tensor(cell_indices)
@@ -320,12 +320,12 @@ class DGD(Configurable, CheckedInputs, keras.Model):
             "representation per training cell). For new cells use infer(counts).")
         return raw_count_batch(counts, self.n_genes), cell_indices
 
-    def check_arrays(self, *values) -> None:
+    def validate_arrays(self, *values) -> None:
         arrays = input_arrays(*values)
         if len(arrays) == 2:
-            self.check_inputs(*arrays)
+            self.validate_inputs(*arrays)
 
-    def check_counts(self, counts) -> np.ndarray:
+    def validated_counts(self, counts) -> np.ndarray:
         """``counts`` as float32 after checking the shape (n, n_genes) and that they are raw
         integer counts; a ValueError says what is wrong."""
         counts = np.asarray(counts)
@@ -336,9 +336,9 @@ class DGD(Configurable, CheckedInputs, keras.Model):
             )
         return likelihoods.validate_counts(counts, "counts").astype(np.float32)
 
-    def check_inputs(self, counts, cell_indices) -> tuple[np.ndarray, np.ndarray]:
+    def validate_inputs(self, counts, cell_indices) -> tuple[np.ndarray, np.ndarray]:
         """Checked ``(counts, cell_indices)``: indices are integers in 0 .. n_cells - 1."""
-        counts = self.check_counts(counts)
+        counts = self.validated_counts(counts)
         cell_indices = np.asarray(cell_indices)
         if cell_indices.shape != (len(counts),) or not np.issubdtype(cell_indices.dtype,
                                                                      np.integer):
@@ -366,7 +366,7 @@ class DGD(Configurable, CheckedInputs, keras.Model):
         Each cell starts at the component mean that explains it best; then Adam takes
         ``steps`` full-batch steps on the representations only.
         """
-        counts = ops.convert_to_tensor(self.check_counts(counts))
+        counts = ops.convert_to_tensor(self.validated_counts(counts))
         if int(steps) < 0 or not learning_rate > 0:
             raise ValueError("steps must be >= 0 and learning_rate positive.")
         z = keras.Variable(self._best_component_means(counts), name="new_representations")

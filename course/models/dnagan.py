@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from course.models.validation import assert_batch, at_least, check_one_hot, input_arrays
+from course.models.validation import assert_batch, at_least, input_arrays, validate_one_hot
 from course.models.wgan import WassersteinGAN
 
 
@@ -94,15 +94,15 @@ class DNAGAN(WassersteinGAN):
         score = layers.Dense(1, dtype="float32", name="score")(x)
         return keras.Model(sequences, score, name="critic")
 
-    def check_arrays(self, *values) -> None:
+    def validate_arrays(self, *values) -> None:
         arrays = input_arrays(*values)
         if arrays:
-            check_one_hot(arrays[0])
+            validate_one_hot(arrays[0])
 
-    def check_batch(self, sequences):
+    def validate_batch(self, sequences):
         """A batch of sequences after the GAN's checks (shape, no NaN) and a check that every
         position holds non-negative base probabilities that sum to 1 (one-hot DNA)."""
-        sequences = super().check_batch(sequences)
+        sequences = super().validate_batch(sequences)
         sums = ops.sum(ops.cast(sequences, "float32"), axis=-1)
         return assert_batch(
             sequences, ops.logical_and(ops.all(ops.greater_equal(sequences, 0), axis=-1),

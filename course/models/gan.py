@@ -24,8 +24,6 @@ from course.models.validation import (
     CheckedInputs,
     assert_batch,
     at_least,
-    check_labels,
-    check_shape,
     finite_batch,
     in_interval,
     input_arrays,
@@ -33,6 +31,8 @@ from course.models.validation import (
     requested_labels,
     require,
     split_pair,
+    validate_labels,
+    validate_shape,
 )
 
 GENERATOR_LOSSES = ("non_saturating", "saturating")
@@ -145,11 +145,11 @@ class AdversarialModel(Configurable, CheckedInputs, keras.Model):
         real_data, condition = self._unpack(data)
         return self._discriminate(real_data, condition, training=training)
 
-    def check_batch(self, real_data):
+    def validate_batch(self, real_data):
         """A batch of real data after checking its shape and that it holds no NaN (in the step,
         so that every batch of a tf.data pipeline is checked)."""
         real_data = ops.convert_to_tensor(real_data)
-        return finite_batch(check_shape(real_data, self.data_shape, "The data"))
+        return finite_batch(validate_shape(real_data, self.data_shape, "The data"))
 
     # The hooks below are all that a conditional model changes: it passes the label.
     def _condition_inputs(self) -> list:
@@ -160,7 +160,7 @@ class AdversarialModel(Configurable, CheckedInputs, keras.Model):
     def _unpack(self, data):
         """The checked real data of a batch, and its condition (None: unconditional model)."""
         real_data = data[0] if isinstance(data, (tuple, list)) else data
-        return self.check_batch(real_data), None
+        return self.validate_batch(real_data), None
 
     def _generate(self, latent_vectors, condition, training=False):
         return self.generator(latent_vectors, training=training)
@@ -326,13 +326,13 @@ class OneHotConditioned:
     def _condition_inputs(self) -> list:
         return [keras.Input((self.num_classes,), name="one_hot_label")]
 
-    def check_arrays(self, *values) -> None:
-        super().check_arrays(*values)
+    def validate_arrays(self, *values) -> None:
+        super().validate_arrays(*values)
         arrays = input_arrays(*values)
         if len(arrays) == 2:
-            check_labels(arrays[1], self.num_classes)
+            validate_labels(arrays[1], self.num_classes)
 
-    def check_batch(self, real_data, labels):
+    def validate_batch(self, real_data, labels):
         """A batch ``(data, labels)`` after the unconditional model's checks of the data and a
         check that the labels are class indices in [0, num_classes)."""
         labels = ops.reshape(labels, (-1,))
@@ -345,10 +345,10 @@ class OneHotConditioned:
             labels, in_range,
             f"The labels must be in [0, {self.num_classes}) for num_classes={self.num_classes}. "
             "Relabel the data or build the model with more classes.")
-        return super().check_batch(real_data), labels
+        return super().validate_batch(real_data), labels
 
     def _unpack(self, data):
-        real_data, labels = self.check_batch(*split_pair(data))
+        real_data, labels = self.validate_batch(*split_pair(data))
         return real_data, self._one_hot(labels)
 
     def _one_hot(self, labels):

@@ -32,12 +32,12 @@ from course.models.gan import AdversarialModel, discriminator_loss, generator_lo
 from course.models.validation import (
     CheckedInputs,
     at_least,
-    check_finite,
-    check_shape,
     finite_batch,
     in_interval,
     one_of,
     split_pair,
+    validate_finite,
+    validate_shape,
 )
 
 RECONSTRUCTIONS = ("mse", "l1", "huber")
@@ -58,14 +58,14 @@ def reconstruction_error(predicted, targets, kind: str = "mse"):
 class LandmarkBatches:
     """The per-batch checks of the landmark -> target models (LandmarkGAN, MLPRegressor)."""
 
-    def check_batch(self, landmarks, targets=None):
+    def validate_batch(self, landmarks, targets=None):
         """The landmarks (and targets, when given) of a batch after checking their shapes and
         that they hold no NaN (in the step, so that every batch of a tf.data input is checked)."""
-        landmarks = check_shape(landmarks, (self.n_landmarks,), "The landmarks")
+        landmarks = validate_shape(landmarks, (self.n_landmarks,), "The landmarks")
         landmarks = finite_batch(landmarks, "The landmarks")
         if targets is None:
             return landmarks
-        targets = check_shape(targets, (self.n_targets,), "The targets")
+        targets = validate_shape(targets, (self.n_targets,), "The targets")
         return landmarks, finite_batch(targets, "The targets")
 
 
@@ -174,7 +174,7 @@ class LandmarkGAN(LandmarkBatches, AdversarialModel):
                 + self.consistency_weight * consistency_loss)
 
     def train_step(self, data):
-        landmarks, targets = self.check_batch(*split_pair(data))
+        landmarks, targets = self.validate_batch(*split_pair(data))
 
         # Train the discriminator to tell true (landmarks, targets) pairs from sampled ones.
         samples = self._sample(landmarks, training=True)
@@ -208,7 +208,7 @@ class LandmarkGAN(LandmarkBatches, AdversarialModel):
     def test_step(self, data):
         # The training losses without updates; reconstruction_loss is that of predict()'s
         # noiseless prediction (early stopping watches it).
-        landmarks, targets = self.check_batch(*split_pair(data))
+        landmarks, targets = self.validate_batch(*split_pair(data))
         real_logits = self.discriminator([landmarks, targets])
         fake_logits = self.discriminator([landmarks, self._sample(landmarks)])
         adversarial_loss = generator_loss(fake_logits)
@@ -221,14 +221,14 @@ class LandmarkGAN(LandmarkBatches, AdversarialModel):
             adversarial_loss=adversarial_loss, reconstruction_loss=reconstruction_loss,
             consistency_loss=consistency_loss)
 
-    def _check_landmarks(self, landmarks) -> np.ndarray:
+    def _validate_landmarks(self, landmarks) -> np.ndarray:
         landmarks = np.asarray(landmarks, dtype="float32")
         if landmarks.ndim != 2 or landmarks.shape[1] != self.n_landmarks:
             raise ValueError(
                 f"landmarks must have shape (n_cells, {self.n_landmarks}), got "
                 f"{landmarks.shape}. Pass the standardized landmark genes of the split."
             )
-        check_finite(landmarks, "The landmarks")
+        validate_finite(landmarks, "The landmarks")
         return landmarks
 
     def predict(self, landmarks, batch_size: int = 256, verbose="auto", **kwargs) -> np.ndarray:
@@ -237,13 +237,13 @@ class LandmarkGAN(LandmarkBatches, AdversarialModel):
         z = 0 is the mode of the latent prior; the consistency term trains the generator to
         give nearly the same answer for any small perturbation, so this is its typical output.
         """
-        landmarks = self._check_landmarks(landmarks)
+        landmarks = self._validate_landmarks(landmarks)
         return super().predict(landmarks, batch_size=batch_size, verbose=verbose, **kwargs)
 
     def generate(self, landmarks, seed: int | None = None) -> np.ndarray:
         """One conditional sample per cell (numpy): the generator at a random latent vector; a
         fixed ``seed`` repeats the samples."""
-        landmarks = self._check_landmarks(landmarks)
+        landmarks = self._validate_landmarks(landmarks)
         seed = self.seed_generator if seed is None else seed
         latent = keras.random.normal((len(landmarks), self.latent_dim), seed=seed)
         return ops.convert_to_numpy(self.generator([ops.convert_to_tensor(landmarks), latent]))
@@ -282,13 +282,13 @@ class MLPRegressor(LandmarkBatches, Configurable, CheckedInputs, keras.Model):
     def call(self, landmarks, training=False):
         return self.network(landmarks, training=training)
 
-    # Keras' own steps, on batches checked by check_batch.
+    # Keras' own steps, on batches checked by validate_batch.
     def train_step(self, data):
-        return super().train_step(self.check_batch(*split_pair(data)))
+        return super().train_step(self.validate_batch(*split_pair(data)))
 
     def test_step(self, data):
-        return super().test_step(self.check_batch(*split_pair(data)))
+        return super().test_step(self.validate_batch(*split_pair(data)))
 
     def predict_step(self, data):
         landmarks, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        return super().predict_step(self.check_batch(landmarks))
+        return super().predict_step(self.validate_batch(landmarks))

@@ -20,7 +20,13 @@ from keras import layers, ops
 from course import networks
 from course.models.base import Configurable
 from course.models.gan import OneHotConditioned
-from course.models.validation import assert_batch, at_least, check_counts, input_arrays, require
+from course.models.validation import (
+    assert_batch,
+    at_least,
+    input_arrays,
+    require,
+    validate_count_matrix,
+)
 from course.models.wgan import WassersteinGAN
 
 
@@ -104,10 +110,10 @@ class ScGAN(WassersteinGAN):
         counts = ops.cast(counts, "float32")
         return counts / ops.sum(counts, axis=-1, keepdims=True) * self.library_size
 
-    def check_batch(self, counts):
+    def validate_batch(self, counts):
         """A batch of counts after the GAN's checks (shape, no NaN) and a check that they are
         non-negative (raw or library-size normalized counts, not log-transformed data)."""
-        counts = super().check_batch(counts)
+        counts = super().validate_batch(counts)
         return assert_batch(counts, ops.greater_equal(counts, 0),
                             "The counts have negative values: the model needs raw (or library-"
                             "size normalized) counts, not log-transformed or scaled data. Pass "
@@ -118,10 +124,10 @@ class ScGAN(WassersteinGAN):
         counts, condition = super()._unpack(data)
         return self.normalize(counts), condition
 
-    def check_arrays(self, *values) -> None:
+    def validate_arrays(self, *values) -> None:
         arrays = input_arrays(*values)
         if arrays:
-            check_counts(arrays[0], "The counts")
+            validate_count_matrix(arrays[0], "The counts")
 
 
 @keras.saving.register_keras_serializable(package="course")

@@ -145,7 +145,7 @@ class VAE(VAEArrays, Configurable, keras.Model):
     # Training ----------------------------------------------------------------------------------
 
     def train_step(self, data):
-        # The batch after its checks (check_batch); for a ConditionalVAE, the pair (x, labels).
+        # The batch after its checks (validate_batch); for a ConditionalVAE, the pair (x, labels).
         x = self._inputs(data)
         with tf.GradientTape() as tape:
             reconstruction_loss, kl_loss = self.loss_terms(x, training=True)
@@ -170,9 +170,9 @@ class VAE(VAEArrays, Configurable, keras.Model):
         return {metric.name: metric.result() for metric in self.metrics}
 
     def _inputs(self, data):
-        """The examples of a batch as fed by fit/evaluate/predict, checked (:meth:`check_batch`)."""
+        """The examples of a batch as fed to fit/evaluate/predict (:meth:`validate_batch`)."""
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        return self.check_batch(x)
+        return self.validate_batch(x)
 
     def call(self, x, training=False):
         """The reconstruction of ``x``: the likelihood mean, decoded from the posterior mean."""
@@ -335,10 +335,10 @@ class ConditionalVAE(ConditionalVAEArrays, VAE):
     def _inputs(self, data):
         x, labels = split_pair(data, "A ConditionalVAE is fit on (x, labels); the labels are "
                                      "missing.")
-        return self.check_batch(x), labels
+        return self.validate_batch(x), labels
 
     def _one_hot(self, labels):
-        labels = self.check_label_batch(labels)
+        labels = self.validate_label_batch(labels)
         return ops.one_hot(ops.cast(labels, "int32"), self.num_classes)
 
     def _encode(self, inputs, training=False):

@@ -2,8 +2,8 @@
 
 :class:`VAEArrays` gives :class:`course.models.VAE` its verbs (``encode``, ``decode``,
 ``generate``, ``reconstruct``: numpy in, numpy out, in batches of any size), checks the data at
-``fit``, ``evaluate`` and ``predict`` (:meth:`VAEArrays.check_arrays`) and in every training
-step (:meth:`VAEArrays.check_batch`), and records the median library size of the training cells.
+``fit``, ``evaluate`` and ``predict`` (:meth:`VAEArrays.validate_arrays`) and in every training
+step (:meth:`VAEArrays.validate_batch`), and records the median library size of the training cells.
 :class:`ConditionalVAEArrays` does the same with labels. The math is in
 :mod:`course.models.vae`.
 """
@@ -20,13 +20,13 @@ from course.models.validation import (
     CheckedInputs,
     assert_batch,
     at_least,
-    check_finite,
-    check_labels,
-    check_shape,
     finite_batch,
     input_arrays,
     requested_labels,
     require,
+    validate_finite,
+    validate_labels,
+    validate_shape,
 )
 
 PREDICT_BATCH_SIZE = 512
@@ -62,10 +62,10 @@ class VAEArrays(CheckedInputs):
 
     # Checks ------------------------------------------------------------------------------------
 
-    def check_batch(self, x):
+    def validate_batch(self, x):
         """``x`` after in-graph checks: the model's shape, no NaN; raw counts for count
         likelihoods, pixels in [0, 1] for the Bernoulli likelihood."""
-        x = check_shape(tf.convert_to_tensor(x), self.data_shape, "The data")
+        x = validate_shape(tf.convert_to_tensor(x), self.data_shape, "The data")
         if self.likelihood == "bernoulli":
             # One comparison pass: NaN fails both comparisons, so it needs no check of its own
             # (a second pass over the batch cost about 5% of a small MNIST step).
@@ -76,7 +76,7 @@ class VAEArrays(CheckedInputs):
             return assert_batch(x, (values >= 0) & (values == tf.round(values)), RAW_COUNTS)
         return x
 
-    def check_arrays(self, *values) -> None:
+    def validate_arrays(self, *values) -> None:
         arrays = input_arrays(*values)
         if arrays:
             self.checked_data(arrays[0])
@@ -96,7 +96,7 @@ class VAEArrays(CheckedInputs):
         if self.is_count_model:
             return likelihoods.validate_counts(x).astype(np.float32)
         require(len(x) > 0, "The data is empty; pass at least one example.")
-        check_finite(x)
+        validate_finite(x)
         if self.likelihood == "bernoulli":
             require(x.min() >= 0 and x.max() <= 1,
                     f"The Bernoulli likelihood needs pixel values in [0, 1], got values from "
@@ -104,7 +104,7 @@ class VAEArrays(CheckedInputs):
                     "divided by 255.")
         return x.astype(np.float32)
 
-    def check_inputs(self, x, labels=None):
+    def validate_inputs(self, x, labels=None):
         """``(x, None)`` checked as by :meth:`checked_data` (the metrics call it; a
         ConditionalVAE returns ``(x, labels)``)."""
         require(labels is None, "A VAE takes no labels; use a ConditionalVAE to condition on them.")
@@ -114,7 +114,7 @@ class VAEArrays(CheckedInputs):
         """``keras.Model.fit``; a count model first records the median library size of the
         training cells (of the first batch of a ``tf.data.Dataset``), the default of decode()."""
         if self.is_count_model:
-            self.check_arrays(x, y)
+            self.validate_arrays(x, y)
             counts = first_batch(x)
             if counts is not None:
                 self.library_size.assign(float(np.median(np.sum(counts, axis=-1))))
@@ -169,7 +169,7 @@ class VAEArrays(CheckedInputs):
 class ConditionalVAEArrays(VAEArrays):
     """numpy API and input checks of :class:`course.models.ConditionalVAE`: with labels."""
 
-    def check_label_batch(self, labels):
+    def validate_label_batch(self, labels):
         """The labels of a batch, after an in-graph check that they are integers in
         [0, num_classes)."""
         values = tf.cast(labels, tf.float32)
@@ -178,14 +178,14 @@ class ConditionalVAEArrays(VAEArrays):
                             f"{self.num_classes}); relabel the data or build the model with more "
                             "classes.")
 
-    def check_arrays(self, *values) -> None:
+    def validate_arrays(self, *values) -> None:
         arrays = input_arrays(*values)
         if arrays:
             require(len(arrays) >= 2,
                     "A ConditionalVAE is fit on (x, labels); the labels are missing.")
-            self.check_inputs(arrays[0], arrays[1])
+            self.validate_inputs(arrays[0], arrays[1])
 
-    def check_inputs(self, x, labels=None):
+    def validate_inputs(self, x, labels=None):
         """``(x, labels)`` checked: one integer label in [0, num_classes) per example."""
         x = self.checked_data(x)
         return x, self._checked_labels(labels, len(x))
@@ -195,12 +195,12 @@ class ConditionalVAEArrays(VAEArrays):
         labels = np.broadcast_to(labels, (n,)) if np.ndim(labels) == 0 else np.asarray(labels)
         require(labels.shape == (n,),
                 f"labels must be {n} integers (one per example), got shape {labels.shape}.")
-        check_labels(labels, self.num_classes)
+        validate_labels(labels, self.num_classes)
         return np.ascontiguousarray(labels.astype(np.int32))
 
     def encode(self, x, labels, return_distribution: bool = False):
         """The posterior mean of z given examples and their labels (see :meth:`VAE.encode`)."""
-        arrays = self.check_inputs(x, labels)
+        arrays = self.validate_inputs(x, labels)
         z_mean, z_log_var = in_batches(lambda *inputs: self._encode(inputs), arrays)
         return (z_mean, z_log_var) if return_distribution else z_mean
 
@@ -221,5 +221,5 @@ class ConditionalVAEArrays(VAEArrays):
 
     def reconstruct(self, x, labels):
         """Encode ``(x, labels)`` to the posterior mean and decode it with the same labels."""
-        arrays = self.check_inputs(x, labels)
+        arrays = self.validate_inputs(x, labels)
         return in_batches(lambda *inputs: self._reconstruction(inputs), arrays)

@@ -4,9 +4,10 @@ Bad input gets a ValueError that names the problem and the fix, never NaN weight
 error deep inside TensorFlow:
 
 - constructor arguments: :func:`one_of`, :func:`at_least`, :func:`in_interval`, :func:`require`;
-- batches: :func:`split_pair` (unpack a pair) and :func:`check_shape` (per-example shape);
-- in-memory arrays, before ``fit``, ``evaluate`` and ``predict``: :func:`check_finite`,
-  :func:`check_labels`, :func:`requested_labels`, :func:`check_counts`, :func:`check_one_hot`;
+- batches: :func:`split_pair` (unpack a pair) and :func:`validate_shape` (per-example shape);
+- in-memory arrays, before ``fit``, ``evaluate`` and ``predict``: :func:`validate_finite`,
+  :func:`validate_labels`, :func:`requested_labels`, :func:`validate_count_matrix`,
+  :func:`validate_one_hot`;
 - a ``tf.data`` pipeline, batch by batch inside the training step: :func:`finite_batch` and
   :func:`assert_batch`. They fail with a graph error, which :class:`CheckedInputs` turns back
   into the same ValueError for the user.
@@ -70,7 +71,7 @@ def split_pair(data, missing: str = ""):
     return x, y
 
 
-def check_shape(tensor, expected: tuple[int, ...], what: str):
+def validate_shape(tensor, expected: tuple[int, ...], what: str):
     """Return ``tensor`` after checking that its per-example shape is ``expected``.
 
     The check reads the static shape when ``fit`` traces its step. A model retraced for new
@@ -107,7 +108,7 @@ def input_arrays(*values) -> list[np.ndarray]:
     return arrays
 
 
-def check_finite(array, what: str = "The data") -> None:
+def validate_finite(array, what: str = "The data") -> None:
     """Refuse an array with NaN or infinite values (they would train every weight to NaN)."""
     array = np.asarray(array)
     if np.issubdtype(array.dtype, np.number) and not np.all(np.isfinite(array)):
@@ -117,7 +118,7 @@ def check_finite(array, what: str = "The data") -> None:
         )
 
 
-def check_labels(labels, num_classes: int) -> None:
+def validate_labels(labels, num_classes: int) -> None:
     """Refuse class labels that are not integers in [0, num_classes)."""
     labels = np.asarray(labels)
     require(labels.size > 0, "The labels are empty.")
@@ -143,11 +144,11 @@ def requested_labels(labels, num_classes: int) -> np.ndarray:
         f"generate needs integers as labels, got dtype {labels.dtype}; pass e.g. np.arange(3) "
         "or labels.astype(int).",
     )
-    check_labels(labels, num_classes)
+    validate_labels(labels, num_classes)
     return labels
 
 
-def check_counts(counts, what: str = "counts") -> None:
+def validate_count_matrix(counts, what: str = "counts") -> None:
     """Refuse a (cells, genes) matrix with NaN, infinite or negative values, or empty cells.
 
     Library-size normalized counts pass (non-integers are allowed); raw-count likelihoods check
@@ -167,7 +168,7 @@ def check_counts(counts, what: str = "counts") -> None:
             f"{what} has cells without any counts; filter them out first.")
 
 
-def check_one_hot(sequences, what: str = "The sequences") -> None:
+def validate_one_hot(sequences, what: str = "The sequences") -> None:
     """Refuse arrays that are not one-hot DNA of shape (n, length, 4) (rows summing to 1)."""
     sequences = np.asarray(sequences, dtype=np.float64)
     require(
@@ -222,7 +223,7 @@ def raw_count_batch(counts, n_genes: int, empty_cells: bool = True, what: str = 
     """``counts`` after in-graph checks that they are raw counts of ``n_genes`` genes: finite,
     non-negative integers (what the count likelihoods need), each cell with some counts unless
     ``empty_cells``."""
-    counts = finite_batch(check_shape(tf.convert_to_tensor(counts), (n_genes,), what), what)
+    counts = finite_batch(validate_shape(tf.convert_to_tensor(counts), (n_genes,), what), what)
     values = tf.cast(counts, tf.float32)
     counts = assert_batch(
         counts, (values >= 0) & (values == tf.round(values)),
@@ -250,7 +251,7 @@ def input_errors_as_value_errors():
 class CheckedInputs:
     """Mixin of every model: ``fit``, ``evaluate`` and ``predict`` check their inputs.
 
-    In-memory arrays are checked up front by :meth:`check_arrays` (NaN and infinite values
+    In-memory arrays are checked up front by :meth:`validate_arrays` (NaN and infinite values
     here; a model overrides it to check more, e.g. raw counts). A ``tf.data`` input is checked
     batch by batch inside the step, and a failed check comes back as the same ValueError.
 
@@ -276,23 +277,23 @@ class CheckedInputs:
         if getattr(self, "optimizer", None) is not None and self.built:
             self.optimizer.build(self.trainable_variables)  # Its saved state is loaded next.
 
-    def check_arrays(self, *values) -> None:
+    def validate_arrays(self, *values) -> None:
         for array in input_arrays(*values):
-            check_finite(array)
+            validate_finite(array)
 
     def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
-        self.check_arrays(x, y)
+        self.validate_arrays(x, y)
         if validation_data is not None:
-            self.check_arrays(validation_data)
+            self.validate_arrays(validation_data)
         with input_errors_as_value_errors():
             return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        self.check_arrays(x, y)
+        self.validate_arrays(x, y)
         with input_errors_as_value_errors():
             return super().evaluate(x, y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
-        self.check_arrays(x)
+        self.validate_arrays(x)
         with input_errors_as_value_errors():
             return super().predict(x, *args, **kwargs)
