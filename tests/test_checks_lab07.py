@@ -37,6 +37,12 @@ MISTAKES = {
     "table starts far out": ("7.1", "Representations", TABLE_INIT,
                              "initializer=keras.initializers.RandomNormal(stddev=1.0)",
                              "start them near 0"),
+    "table starts uniform in [0, 1)": ("7.1", "Representations", TABLE_INIT,
+                                       "initializer=keras.initializers.RandomUniform(0.0, 1.0)",
+                                       "start off-centre"),
+    "table starts at a constant": ("7.1", "Representations", TABLE_INIT,
+                                   "initializer=keras.initializers.Constant(0.01)",
+                                   "start off-centre"),
     "variance used as std": ("7.2", "gmm_log_density", NORMAL_TERMS,
                              f"2 * log_variances{INDENT}+ ops.square(difference) / ops.exp(2 * "
                              "log_variances)", "exp(log_variances) is the variance"),
@@ -110,6 +116,9 @@ def test_a_dense_lookup_still_passes_but_a_constant_table_does_not(lab7):
                              new="return ops.one_hot(cell_indices, ops.shape(self.table)[0]) "
                                  "@ self.table")
     assert_passes("7.1", dense, seeds=(0,))
+    symmetric = edited_namespace(7, "Representations", namespace=lab7, old=TABLE_INIT,
+                                 new="initializer=keras.initializers.RandomUniform(-0.05, 0.05)")
+    assert_passes("7.1", symmetric, seeds=(0, 1, 2))
     constant = with_mistake(lab7, """
 class Representations(keras.layers.Layer):
     def __init__(self, n_cells, latent_dim, **kwargs):

@@ -31,6 +31,25 @@ def table_inputs(rng):
             "weights": rng.normal(size=(len(indices), latent_dim)).astype("float32")}
 
 
+def _expect_centred_near_zero(initial) -> None:
+    """The table starts near 0 AND centred on it, as the intended RandomNormal(stddev=0.01):
+    a one-sided start (uniform in [0, 1), ones) puts every cell on one side of the prior."""
+    largest = np.abs(initial).max()
+    if largest > 1.0:
+        raise CheckFailed(f"the representations start as far as {largest:.3g} from the origin: "
+                          "start them near 0 (e.g. RandomNormal(stddev=0.01)), where the prior "
+                          "has its mass")
+    # For values drawn symmetrically around 0, the mean of n of them lies within a few
+    # standard errors of 0; a start such as uniform in [0, 1) misses it by ~30 of them.
+    mean, spread = initial.mean(), initial.std()
+    if abs(mean) > 4.0 * spread / np.sqrt(initial.size) + 1e-6:
+        side = "positive" if mean > 0 else "negative"
+        raise CheckFailed(f"the representations start off-centre: their mean is {mean:.3g} and "
+                          f"{np.mean(initial > 0) if mean > 0 else np.mean(initial < 0):.0%} of "
+                          f"them are {side} (e.g. a uniform [0, 1) or constant start). Draw them "
+                          "around 0, e.g. RandomNormal(stddev=0.01), where the prior has its mass")
+
+
 @exercise("7.1", points=2, title="Representations as parameters", probe=probes.representations,
           inputs=table_inputs)
 def representations_verdict(inputs, outputs):
@@ -46,10 +65,7 @@ def representations_verdict(inputs, outputs):
         raise CheckFailed("the table is not a trainable weight of the layer: create it with "
                           "self.add_weight(..., trainable=True) so the optimizer can move it")
     expect_finite(initial, "the initial table")
-    if np.abs(initial).max() > 1.0:
-        raise CheckFailed(f"the representations start as far as {np.abs(initial).max():.3g} "
-                          "from the origin: start them near 0 (e.g. RandomNormal(stddev=0.01)),"
-                          " where the prior has its mass")
+    _expect_centred_near_zero(initial)
     expect_keys(outputs, ["rows", "gradient"])
     table, indices = np.float64(inputs["table"]), inputs["indices"]
     if not close(outputs["rows"], table[indices], atol=1e-4):
