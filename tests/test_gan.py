@@ -12,7 +12,7 @@ from keras import ops
 
 from course import datasets
 from course.models import GAN, ConditionalGAN
-from course.models.gan import discriminator_loss, generator_loss
+from course.models.gan import GENERATOR_LOSSES, discriminator_loss, non_saturating_generator_loss
 
 IMAGE_SHAPE = (8, 8, 1)
 SMALL = dict(latent_dim=4, hidden_units=(8, 16))
@@ -54,7 +54,7 @@ def test_generator_step_makes_the_discriminator_more_fooled():
     latent = keras.random.normal((64, gan.latent_dim), seed=1)
 
     def fooling_loss():
-        return float(generator_loss(gan.discriminator(gan.generator(latent))))
+        return float(non_saturating_generator_loss(gan.discriminator(gan.generator(latent))))
 
     before = fooling_loss()
     for _ in range(5):
@@ -77,7 +77,7 @@ def test_non_saturating_loss_has_strong_gradients_where_the_saturating_one_vanis
     gradients = {}
     for kind in ("non_saturating", "saturating"):
         with tf.GradientTape() as tape:
-            loss = generator_loss(logits, kind)
+            loss = GENERATOR_LOSSES[kind](logits)
         gradients[kind] = abs(float(tape.gradient(loss, logits)[0, 0]))
     assert gradients["non_saturating"] > 100 * gradients["saturating"]
 
@@ -124,6 +124,28 @@ def test_data_of_the_wrong_shape_is_refused_with_the_expected_shape():
     gan.compile()
     with pytest.raises(ValueError, match=r"\(batch, 8, 8, 1\).*got \(batch, 64\)"):
         gan.fit(np.zeros((8, 64), "float32"), batch_size=8, epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_fit_on_empty_data_is_refused_instead_of_running_no_step(conditional):
+    gan = ConditionalGAN(IMAGE_SHAPE, 3, **SMALL) if conditional else GAN(IMAGE_SHAPE, **SMALL)
+    gan.compile()
+    empty = np.zeros((0, *IMAGE_SHAPE), "float32")
+    data = (empty, np.zeros(0, "int64")) if conditional else empty
+    with pytest.raises(ValueError, match="The training data is empty"):
+        gan.fit(data, batch_size=8, epochs=1, verbose=0)
+
+
+def test_compile_names_both_optimizers_and_refuses_one_shared_or_a_single_optimizer():
+    gan = GAN(IMAGE_SHAPE, **SMALL)
+    with pytest.raises(ValueError, match="pass d_optimizer and g_optimizer instead"):
+        gan.compile(optimizer="adam")
+    shared = keras.optimizers.Adam()
+    with pytest.raises(ValueError, match="same object"):
+        gan.compile(d_optimizer=shared, g_optimizer=shared)
+    gan.compile(d_optimizer="sgd", g_optimizer="adam")
+    assert isinstance(gan.d_optimizer, keras.optimizers.SGD)
+    assert gan.d_optimizer.built and gan.g_optimizer.built  # Built at once, for strategies.
 
 
 @pytest.mark.parametrize(

@@ -37,8 +37,8 @@ file; "differs" marks deliberate differences and says what is tested instead.
                                       (test_checks_lab03)
 3  3.3 denoised_expression            the log-normalization of datasets' adata.X
 4  4.1 discriminator_loss             models.gan.discriminator_loss
-4  4.2 non_saturating_generator_loss  models.gan.generator_loss(kind="non_saturating")
-4  4.3 saturating_generator_loss      models.gan.generator_loss(kind="saturating")
+4  4.2 non_saturating_generator_loss  models.gan.non_saturating_generator_loss
+4  4.3 saturating_generator_loss      models.gan.saturating_generator_loss
 4  4.4 SmallGAN (networks, step)      GAN(network="dense", hidden_units=(256,)) .generator,
                                       .discriminator, train_step (same noise injected)
 4  4.5 grid_of_classes                plots.class_grid (its images)
@@ -50,7 +50,7 @@ file; "differs" marks deliberate differences and says what is tested instead.
                                       width set to 256 and one batch per epoch, which makes
                                       the order of the cells irrelevant)
 5  5.4 ggan_generator_loss            LandmarkGAN(reconstruction="l1")'s logged g_loss in
-                                      train_step, and gan.generator_loss +
+                                      train_step, and gan.non_saturating_generator_loss +
                                       landmark.reconstruction_error
 5  5.5 per_gene_correlation           metrics.per_gene_pearson (differs: the package also
                                       calls a column constant when its spread is float32
@@ -341,9 +341,9 @@ def test_4_1_to_4_3_the_lab_losses_are_the_toolkits_gan_losses(lab4, seed):
         (lab4["discriminator_loss"](real_logits, fake_logits),
          gan_module.discriminator_loss(real_logits, fake_logits)),
         (lab4["non_saturating_generator_loss"](fake_logits),
-         gan_module.generator_loss(fake_logits, "non_saturating")),
+         gan_module.non_saturating_generator_loss(fake_logits)),
         (lab4["saturating_generator_loss"](fake_logits),
-         gan_module.generator_loss(fake_logits, "saturating")),
+         gan_module.saturating_generator_loss(fake_logits)),
     ]
     for mine, theirs in pairs:
         np.testing.assert_allclose(numpy(mine), numpy(theirs), rtol=1e-6, atol=1e-6)
@@ -461,7 +461,7 @@ def test_5_4_ggan_generator_loss_is_the_landmark_gans_generator_loss(lab5, seed,
     mine = lab5["ggan_generator_loss"](fake_logits, predicted, targets, other_predicted,
                                        l1_weight, consistency_weight)
     np.testing.assert_allclose(numpy(mine), numpy(logs["g_loss"]), rtol=1e-5)
-    composed = (gan_module.generator_loss(fake_logits)
+    composed = (gan_module.non_saturating_generator_loss(fake_logits)
                 + l1_weight * landmark_module.reconstruction_error(predicted, targets, "l1")
                 + consistency_weight * landmark_module.reconstruction_error(
                     predicted, other_predicted, "mse"))

@@ -112,7 +112,7 @@ class DNAGAN(WassersteinGAN):
 
     def generate(self, n: int, seed: int | None = None, one_hot: bool = True) -> np.ndarray:
         """Generate ``n`` sequences: one-hot (most probable base), or the base probabilities."""
-        return self._finish(self.generator(self._sample_latent(n, seed)), one_hot)
+        return self._finish(self.generator(self.random_latent_vectors(n, seed)), one_hot)
 
     @staticmethod
     def _finish(probabilities, one_hot: bool) -> np.ndarray:
@@ -131,7 +131,7 @@ class DNAGAN(WassersteinGAN):
         """
         if steps < 1 or learning_rate <= 0:
             raise ValueError("design needs steps >= 1 and a positive learning_rate.")
-        latent = tf.Variable(self._sample_latent(n, seed))
+        latent = tf.Variable(self.random_latent_vectors(n, seed))
         optimizer = keras.optimizers.Adam(learning_rate)
         optimizer.build([latent])
 

@@ -27,8 +27,9 @@ import tensorflow as tf
 from keras import layers, ops
 
 from course import distribute, networks
+from course.models.adversarial import AdversarialModel
 from course.models.base import Configurable
-from course.models.gan import AdversarialModel, discriminator_loss, generator_loss
+from course.models.gan import discriminator_loss, non_saturating_generator_loss
 from course.models.validation import (
     CheckedInputs,
     at_least,
@@ -161,8 +162,7 @@ class LandmarkGAN(LandmarkBatches, AdversarialModel):
 
     def _sample(self, landmarks, training=False):
         """A conditional sample: the generator at a fresh random latent vector (per replica)."""
-        latent = distribute.normal((ops.shape(landmarks)[0], self.latent_dim),
-                                   self.seed_generator)
+        latent = self.random_latent_vectors(ops.shape(landmarks)[0])
         return self.generator([landmarks, latent], training=training)
 
     def _weighted_total(self, adversarial_loss, reconstruction_loss, consistency_loss):
@@ -192,7 +192,7 @@ class LandmarkGAN(LandmarkBatches, AdversarialModel):
         with tf.GradientTape() as tape:
             fake_logits = self.discriminator([landmarks, self._sample(landmarks, True)],
                                              training=True)
-            adversarial_loss = generator_loss(fake_logits)
+            adversarial_loss = non_saturating_generator_loss(fake_logits)
             predicted = self(self._noisy_landmarks(landmarks), training=True)
             other_predicted = self(self._noisy_landmarks(landmarks), training=True)
             reconstruction_loss = reconstruction_error(predicted, targets, self.reconstruction)
@@ -211,7 +211,7 @@ class LandmarkGAN(LandmarkBatches, AdversarialModel):
         landmarks, targets = self.validate_batch(*split_pair(data))
         real_logits = self.discriminator([landmarks, targets])
         fake_logits = self.discriminator([landmarks, self._sample(landmarks)])
-        adversarial_loss = generator_loss(fake_logits)
+        adversarial_loss = non_saturating_generator_loss(fake_logits)
         reconstruction_loss = reconstruction_error(self(landmarks), targets, self.reconstruction)
         consistency_loss = reconstruction_error(self(self._noisy_landmarks(landmarks)),
                                                 self(self._noisy_landmarks(landmarks)), "mse")
@@ -244,8 +244,7 @@ class LandmarkGAN(LandmarkBatches, AdversarialModel):
         """One conditional sample per cell (numpy): the generator at a random latent vector; a
         fixed ``seed`` repeats the samples."""
         landmarks = self._validate_landmarks(landmarks)
-        seed = self.seed_generator if seed is None else seed
-        latent = keras.random.normal((len(landmarks), self.latent_dim), seed=seed)
+        latent = self.random_latent_vectors(len(landmarks), seed)
         return ops.convert_to_numpy(self.generator([ops.convert_to_tensor(landmarks), latent]))
 
 

@@ -18,8 +18,8 @@ import keras
 from keras import layers, ops
 
 from course import networks
+from course.models.adversarial import OneHotConditioned
 from course.models.base import Configurable
-from course.models.gan import OneHotConditioned
 from course.models.validation import (
     assert_batch,
     at_least,

@@ -21,7 +21,7 @@ import tensorflow as tf
 from keras import ops
 
 from course import distribute
-from course.models.gan import AdversarialModel
+from course.models.adversarial import AdversarialModel
 from course.models.validation import at_least, require
 
 
@@ -67,10 +67,9 @@ class WassersteinGAN(AdversarialModel):
         self.discriminator = self._build_critic()
         self._finish_init(seed, ("d_loss", "g_loss", "gradient_penalty"))
 
-    def compile(self, d_optimizer=None, g_optimizer=None, **kwargs) -> None:
-        """Configure training; both optimizers default to Adam(1e-4, beta_1=0.5, beta_2=0.9)."""
-        super().compile(d_optimizer=d_optimizer or wgan_optimizer(),
-                        g_optimizer=g_optimizer or wgan_optimizer(), **kwargs)
+    def default_optimizer(self, name: str) -> keras.optimizers.Optimizer:
+        """Both players default to Adam(1e-4, beta_1=0.5, beta_2=0.9)."""
+        return wgan_optimizer()
 
     def gradient_penalty(self, real_data, generated_data, condition):
         """Mean over examples of (|grad_x D(x_hat)| - 1)^2 at random interpolates x_hat."""
@@ -95,7 +94,7 @@ class WassersteinGAN(AdversarialModel):
 
         # Train the critic n_critic times on this batch, each time against fresh fakes.
         for _ in range(self.n_critic):
-            random_latent_vectors = self._random_latent_vectors(batch_size)
+            random_latent_vectors = self.random_latent_vectors(batch_size)
             generated_data = self._generate(random_latent_vectors, condition, training=True)
             with tf.GradientTape() as tape:
                 real_scores = self._discriminate(real_data, condition, training=True)
@@ -109,7 +108,7 @@ class WassersteinGAN(AdversarialModel):
         # Train the generator to raise the critic's score of fresh fakes. Note that we should
         # *not* update the weights of the critic here.
         with tf.GradientTape() as tape:
-            generated_data = self._generate(self._random_latent_vectors(batch_size), condition,
+            generated_data = self._generate(self.random_latent_vectors(batch_size), condition,
                                             training=True)
             fake_scores = self._discriminate(generated_data, condition, training=True)
             g_loss = -ops.mean(ops.cast(fake_scores, "float32"))
@@ -120,7 +119,7 @@ class WassersteinGAN(AdversarialModel):
 
     def test_step(self, data):
         real_data, condition = self._unpack(data)
-        generated_data = self._generate(self._random_latent_vectors(ops.shape(real_data)[0]),
+        generated_data = self._generate(self.random_latent_vectors(ops.shape(real_data)[0]),
                                         condition)
         real_scores = self._discriminate(real_data, condition)
         fake_scores = self._discriminate(generated_data, condition)
