@@ -143,39 +143,61 @@ SCOPE = """    with strategy.scope():
         gan.compile("""
 
 
-def probe_report(inputs, **changes) -> dict:
-    """What the probe of 6.4 reports for the solution on ``inputs``, with ``changes``."""
-    n, epochs = len(inputs["images"]), int(inputs["epochs"])
-    steps = epochs * (n // (2 * int(inputs["per_replica_batch"])))
-    report = {"replicas": 2, "weights_in_scope": 1, "compiled": 1, "optimizer_in_scope": 1,
-              "d_steps": steps, "g_steps": steps, "epochs_logged": epochs,
-              "d_loss": np.full(epochs, 1.3)}
-    return {key: np.asarray(value) for key, value in {**report, **changes}.items()}
+def probe_record(inputs, global_batch=None, epochs=None, drop_remainder=True,
+                 replicas_used=2) -> dict:
+    """What the probe of 6.4 records when fit feeds the images in order: the images each
+    replica saw and its shard sizes (the solution: the defaults)."""
+    n, per_replica_batch = len(inputs["images"]), int(inputs["per_replica_batch"])
+    global_batch = global_batch or 2 * per_replica_batch
+    epochs = int(inputs["epochs"]) if epochs is None else epochs
+    seen, sizes = np.zeros((2, n)), np.zeros((2, n + 1))
+    for _ in range(epochs):
+        for start in range(0, n, global_batch):
+            batch = np.arange(start, min(start + global_batch, n))
+            if len(batch) < global_batch and drop_remainder:
+                break
+            for replica, shard in enumerate(np.array_split(batch, replicas_used)):
+                seen[replica, shard] += 1
+                sizes[replica, len(shard)] += 1
+    return {"replicas": np.asarray(2), "seen": seen, "shard_sizes": sizes}
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_the_distributed_gan_verdict_counts_the_steps_of_a_distributed_fit(seed):
-    """The verdict alone, on reports of the probe (the probe's fit is slow: tested above)."""
+def test_the_distributed_gan_verdict_reads_what_fit_fed_each_replica(seed):
+    """The verdict alone, on records of the probe (the probe's fit is slow: tested below)."""
     entry = get_exercise("6.4")
     inputs = make_inputs(entry, seed)
     n, epochs = len(inputs["images"]), int(inputs["epochs"])
     per_replica_batch = int(inputs["per_replica_batch"])
-    assert judge(entry, inputs, probe_report(inputs)).passed
+    assert judge(entry, inputs, probe_record(inputs)).passed
+    untrained = dict(probe_record(inputs), seen=np.zeros((2, n)), shard_sizes=np.zeros((2, n + 1)))
+    other_data = probe_record(inputs)
+    other_data["seen"] = np.zeros((2, n))
+    other_data["seen"][:, 0] = other_data["shard_sizes"].sum(axis=1) * per_replica_batch
     mistakes = [
-        ({"weights_in_scope": 0}, "weights were created outside the strategy"),
-        ({"optimizer_in_scope": 0}, "optimizers were built outside the strategy"),
-        ({"compiled": 0}, "never compiled"),
-        ({"d_steps": 0, "g_steps": 0}, "has not been trained"),
-        ({"epochs_logged": epochs + 1}, "train for the `epochs`"),
-        ({"d_steps": epochs * -(-n // (2 * per_replica_batch)),
-          "g_steps": epochs * -(-n // (2 * per_replica_batch))}, "drop_remainder=True"),
-        ({"d_steps": epochs * (n // per_replica_batch),
-          "g_steps": epochs * (n // per_replica_batch)}, "GLOBAL batch size"),
-        ({"d_loss": np.full(epochs, np.nan)}, "NaN"),
+        (probe_record(inputs, replicas_used=1), "created outside the strategy"),
+        (untrained, "has not been trained"),
+        (probe_record(inputs, epochs=epochs + 1), "train for the `epochs`"),
+        (probe_record(inputs, drop_remainder=False), "drop_remainder=True"),
+        (probe_record(inputs, global_batch=per_replica_batch), "GLOBAL batch size"),
+        (other_data, "the `images` the function is given"),
     ]
-    for changes, words in mistakes:
-        result = judge(entry, inputs, probe_report(inputs, **changes))
-        assert not result.passed and words in result.message, (changes, result.message)
+    for outputs, words in mistakes:
+        result = judge(entry, inputs, outputs)
+        assert not result.passed and words in result.message, (words, result.message)
+
+
+def test_flags_the_kernel_reports_about_itself_earn_nothing():
+    """The attack of issue 17: the old probe's yes/no flags and step counts, forged by a kernel
+    whose train_distributed_gan still raises NotImplementedError, gave 3/3."""
+    entry = get_exercise("6.4")
+    inputs = make_inputs(entry, 0)
+    n, epochs = len(inputs["images"]), int(inputs["epochs"])
+    steps = epochs * (n // (2 * int(inputs["per_replica_batch"])))
+    forged = {"replicas": 2, "weights_in_scope": 1, "compiled": 1, "optimizer_in_scope": 1,
+              "d_steps": steps, "g_steps": steps, "epochs_logged": epochs,
+              "d_loss": np.full(epochs, 1.3)}
+    assert not judge(entry, inputs, {k: np.asarray(v) for k, v in forged.items()}).passed
 
 
 @pytest.mark.slow

@@ -2,9 +2,10 @@
 
 The probes run the student's functions on one device and on every replica of the lab's own
 strategy; the verdicts here compute what one device computes on the whole batch (the mean
-loss, one exact SGD step of a linear model, the number of steps of a distributed ``fit``) and
-name the known mistakes: a loss not divided by the number of replicas, the number written as
-2, a sum for a mean, the same noise on every replica, weights created outside the scope.
+loss, one exact SGD step of a linear model) and, from what a distributed ``fit`` fed each
+replica, its steps, shards and epochs; they name the known mistakes: a loss not divided by the
+number of replicas, the number written as 2, a sum for a mean, the same noise on every
+replica, a model built outside the scope. No verdict rests on a yes/no the kernel reports.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from scipy import stats
 from course.grading.checks.tools import (
     close,
     expect_finite,
-    expect_flags,
     expect_keys,
     expect_shape,
     scalar,
@@ -238,12 +238,15 @@ def replica_noise_verdict(inputs, outputs):
 
 def gan_inputs(rng: np.random.Generator) -> dict:
     """Random 'digits', a per-replica batch and a number of epochs; the number of images
-    leaves an incomplete last batch on two replicas."""
+    leaves an incomplete last batch on two replicas. Each image's first pixel is its tag,
+    ``(index + 0.5) / n``, by which the probe's stand-in GAN records what each replica saw."""
     per_replica_batch = int(rng.integers(3, 7))
     global_batch = 2 * per_replica_batch
     n = global_batch * int(rng.integers(2, 4)) + int(rng.integers(2, global_batch))
+    images = rng.uniform(0.0, 1.0, (n, 28, 28, 1))
+    images[:, 0, 0, 0] = (np.arange(n) + 0.5) / n
     return {
-        "images": rng.uniform(0.0, 1.0, (n, 28, 28, 1)).astype("float32"),
+        "images": images.astype("float32"),
         "per_replica_batch": np.int64(per_replica_batch),
         "epochs": np.int64(rng.integers(1, 3)),
     }
@@ -252,49 +255,54 @@ def gan_inputs(rng: np.random.Generator) -> dict:
 @exercise("6.4", points=3, title="Training a course model under the strategy",
           probe=probes.distributed_gan, inputs=gan_inputs)
 def distributed_gan_verdict(inputs, outputs):
-    expect_keys(outputs, ["replicas", "weights_in_scope", "compiled", "optimizer_in_scope",
-                          "d_steps", "g_steps", "epochs_logged", "d_loss"])
+    """Judged on what fit fed each replica (which images, in shards of which size), counted by
+    the probe's stand-in GAN: the verdict computes the steps, shards and epochs from them."""
+    expect_keys(outputs, ["replicas", "seen", "shard_sizes"])
     replicas = _replicas(outputs)
-    expect_flags(outputs, [
-        ("weights_in_scope", True, "the GAN's weights were created outside the strategy: build "
-         "the model inside `with strategy.scope():`"),
-        ("compiled", True, "the GAN was never compiled: call compile(d_optimizer=..., "
-         "g_optimizer=...) inside the scope"),
-        ("optimizer_in_scope", True, "the optimizers were built outside the strategy: call "
-         "gan.compile(...) inside `with strategy.scope():` too"),
-    ])
     epochs, n = int(inputs["epochs"]), len(inputs["images"])
     per_replica_batch = int(inputs["per_replica_batch"])
     global_batch = per_replica_batch * replicas
-    steps = int(outputs["d_steps"])
-    if steps == 0:
+    seen = np.asarray(outputs["seen"], np.float64)
+    shard_sizes = np.asarray(outputs["shard_sizes"], np.float64)
+    expect_shape(seen, (replicas, n), "the record of the images each replica saw")
+    expect_shape(shard_sizes, (replicas, n + 1), "the record of each replica's shard sizes")
+    expect_finite(seen, "the record of the images each replica saw")
+    expect_finite(shard_sizes, "the record of each replica's shard sizes")
+    if not seen.any():
         raise CheckFailed("the GAN has not been trained: call gan.fit(dataset, epochs=epochs)")
-    if int(outputs["epochs_logged"]) != epochs:
+    if not seen[1:].any():
         raise CheckFailed(
-            f"fit ran {int(outputs['epochs_logged'])} epochs; train for the "
-            f"`epochs` the function is given ({epochs} here)"
+            "fit ran on one device only: the GAN's weights were created outside the strategy; "
+            "build and compile the model inside `with strategy.scope():`"
         )
-    if steps != int(outputs["g_steps"]):
-        raise CheckFailed(
-            "the two optimizers took different numbers of steps: use the "
-            "course GAN's own train_step through fit"
-        )
+    steps = shard_sizes.sum(axis=1)
+    sizes = np.flatnonzero(shard_sizes.sum(axis=0))
     expected = epochs * (n // global_batch)
-    if steps == expected:
-        losses = np.asarray(outputs["d_loss"], np.float64)
-        expect_finite(losses, "the logged d_loss", "check the data and the batch size")
-        return
-    if steps == epochs * -(-n // global_batch):
+    if sizes.tolist() == [per_replica_batch] and np.all(steps == steps[0]):
+        if steps[0] == expected:
+            if seen.max() > epochs or seen.sum() != expected * global_batch:
+                raise CheckFailed(
+                    "fit did not train on the `images` the function is given: make the data "
+                    "set from them"
+                )
+            return
+        if steps[0] % (n // global_batch) == 0:
+            raise CheckFailed(
+                f"fit ran {int(steps[0]) // (n // global_batch)} epochs; train for the "
+                f"`epochs` the function is given ({epochs} here)"
+            )
+    if steps.max() == epochs * -(-n // global_batch) and sizes.min() < per_replica_batch:
         raise CheckFailed(
             "the last batch is smaller than the others: pass drop_remainder=True "
             "so that every replica gets an equal shard"
         )
-    if steps in (epochs * (n // per_replica_batch), epochs * -(-n // per_replica_batch)):
+    if steps.max() in (epochs * (n // per_replica_batch), epochs * -(-n // per_replica_batch)):
         raise CheckFailed(
             "the data set's batches hold the per-replica batch; batch it with the GLOBAL batch "
             "size, the per-replica batch times strategy.num_replicas_in_sync"
         )
     raise CheckFailed(
-        f"fit took {steps} steps; with {n} images, global batches of "
-        f"{global_batch} and {epochs} epochs it should take {expected}"
+        f"fit took {int(steps.max())} steps with shards of {', '.join(map(str, sizes))} images; "
+        f"with {n} images, global batches of {global_batch} and {epochs} epochs it should take "
+        f"{expected} steps of {per_replica_batch} images on each of {replicas} replicas"
     )

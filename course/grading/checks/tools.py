@@ -24,6 +24,11 @@ def expect_keys(outputs: Mapping[str, np.ndarray], keys: Iterable[str]) -> None:
 def expect_flags(outputs: Mapping[str, np.ndarray], flags: Iterable[tuple[str, bool, str]]) -> None:
     """Fail with the hint of the first of the probe's yes/no ``flags`` that is not as expected.
 
+    A flag is what the kernel says about itself, so it may only FAIL an exercise (and name the
+    mistake); it never passes one. A verdict that calls this passes only on numbers it
+    recomputes from its own inputs (4.4: the weights after both players' steps), so a forged
+    flag gains nothing.
+
     Args:
         outputs: the probe's outputs, holding 0 or 1 under each flag's key.
         flags: ``(key, expected, hint)`` triples, in the order their hints should be given.

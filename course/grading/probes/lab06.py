@@ -2,6 +2,9 @@
 replica of the lab's own strategy, ``ns["strategy"]`` (a process holds one MirroredStrategy).
 
 Kernel side: no reference answers here; the verdicts are in ``course.grading.checks.lab06``.
+Every probe returns numbers the verdict recomputes or derives its judgement from, never a yes/no
+of its own: exercise 6.4's probe hands the student's function a recording stand-in for
+``models.GAN`` and returns what ``fit`` fed each replica.
 ``weight_after_one_step`` is also what the lab itself runs to compare one device with two
 replicas, so the notebook and its check cannot drift apart.
 """
@@ -151,21 +154,92 @@ def replica_noise(ns, inputs):
     return outputs
 
 
-def _created_in_scope(strategy, variable) -> bool:
-    """Whether a Keras variable was created under ``strategy`` (and is mirrored by it)."""
-    return bool(strategy.extended.variable_created_in_scope(getattr(variable, "value", variable)))
+def recording_gan_class(replicas: int, n_images: int):
+    """A stand-in for ``models.GAN`` that trains nothing and records what ``fit`` fed it.
+
+    It takes the GAN's arguments, ``compile(d_optimizer=..., g_optimizer=...)`` (building both
+    optimizers at once, as the course GAN does) and ``fit``. Each training step adds, on the
+    replica that runs it, one count per image of its shard (an image is known by its first
+    pixel, which the grader set to ``(index + 0.5) / n_images``) to ``seen[replica]`` and one
+    count of its shard's size to ``shard_sizes[replica]``. The counts are summed over the
+    replicas by a plain SGD step, the way gradients are, so a model built outside the
+    strategy's scope records everything on replica 0.
+    """
+    import keras
+    import tensorflow as tf
+
+    from course import distribute
+
+    class RecordingGAN(keras.Model):
+        def __init__(self, data_shape=None, latent_dim=None, **kwargs):
+            super().__init__()
+            self.seen = self.add_weight(shape=(replicas, n_images), initializer="zeros",
+                                        name="seen")
+            self.shard_sizes = self.add_weight(shape=(replicas, n_images + 1),
+                                               initializer="zeros", name="shard_sizes")
+            self.players = [self.add_weight(shape=(1,), initializer="zeros", name=name)
+                            for name in ("discriminator", "generator")]
+            self.recorder = keras.optimizers.SGD(learning_rate=1.0)
+            self.recorder.build([self.seen, self.shard_sizes])
+            self.built = True
+
+        def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
+            super().compile()
+            self.d_optimizer = d_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5)
+            self.g_optimizer = g_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5)
+            for optimizer, weight in zip((self.d_optimizer, self.g_optimizer), self.players):
+                optimizer.build([weight])
+
+        def train_step(self, data):
+            images = data[0] if isinstance(data, (tuple, list)) else data
+            tags = tf.reshape(tf.cast(images, "float32"), (tf.shape(images)[0], -1))[:, 0]
+            index = tf.clip_by_value(tf.cast(tf.floor(tags * n_images), "int32"), 0,
+                                     n_images - 1)
+            counts = tf.math.bincount(index, minlength=n_images, maxlength=n_images,
+                                      dtype="float32")
+            size = tf.minimum(tf.shape(images)[0], n_images)
+            row = tf.one_hot(distribute.replica_id(), replicas)[:, None]
+            self.recorder.apply(
+                [-row * counts[None, :], -row * tf.one_hot(size, n_images + 1)[None, :]],
+                [self.seen, self.shard_sizes],
+            )
+            for optimizer, weight in zip((self.d_optimizer, self.g_optimizer), self.players):
+                optimizer.apply([tf.zeros((1,))], [weight])
+            return {"d_loss": tf.constant(0.0), "g_loss": tf.constant(0.0)}
+
+    return RecordingGAN
+
+
+@contextlib.contextmanager
+def _gan_replaced(function, stand_in):
+    """``course.models.GAN``, and every global of ``function`` bound to it, replaced by
+    ``stand_in`` while the block runs."""
+    from course import models
+
+    real = models.GAN
+    namespace = getattr(function, "__globals__", {})
+    names = [name for name, value in namespace.items() if value is real]
+    models.GAN = stand_in
+    namespace.update(dict.fromkeys(names, stand_in))
+    try:
+        yield
+    finally:
+        models.GAN = real
+        namespace.update(dict.fromkeys(names, real))
 
 
 def distributed_gan(ns, inputs):
-    """What the student's ``train_distributed_gan`` did on random images: steps, epochs, scope."""
-    from course import models
-
+    """What ``fit`` fed each replica when the student's ``train_distributed_gan`` trained a
+    ``models.GAN`` (a recording stand-in, see ``recording_gan_class``) on the grader's images."""
     strategy = mirrored_strategy(ns)
-    epochs = int(inputs["epochs"])
+    replicas = strategy.num_replicas_in_sync
+    function = ns["train_distributed_gan"]
+    stand_in = recording_gan_class(replicas, len(inputs["images"]))
     try:
-        result = ns["train_distributed_gan"](
-            strategy, inputs["images"], int(inputs["per_replica_batch"]), epochs
-        )
+        with _gan_replaced(function, stand_in), quiet_tensorflow():
+            result = function(
+                strategy, inputs["images"], int(inputs["per_replica_batch"]), int(inputs["epochs"])
+            )
     except (NotImplementedError, CheckFailed):
         raise
     except Exception as error:
@@ -176,20 +250,15 @@ def distributed_gan(ns, inputs):
             f"as the second; it returned a {type(result).__name__}"
         )
     gan, history = result
-    if not isinstance(gan, models.GAN):
-        raise CheckFailed(f"the model should be a course.models.GAN, got {type(gan).__name__}")
-    logs = getattr(history, "history", None)
-    if not isinstance(logs, dict):
+    if not isinstance(gan, stand_in):
+        raise CheckFailed(
+            "train_distributed_gan should return the GAN it trained, made with "
+            f"models.GAN(data_shape=..., latent_dim=32); it returned a {type(gan).__name__}"
+        )
+    if not isinstance(getattr(history, "history", None), dict):
         raise CheckFailed("the second value returned should be the History that gan.fit returns")
-    optimizers_built = hasattr(gan, "d_optimizer") and hasattr(gan, "g_optimizer")
     return {
-        "replicas": strategy.num_replicas_in_sync,
-        "weights_in_scope": _created_in_scope(strategy, gan.generator.trainable_variables[0]),
-        "compiled": optimizers_built,
-        "optimizer_in_scope": optimizers_built
-        and _created_in_scope(strategy, gan.d_optimizer.iterations),
-        "d_steps": int(gan.d_optimizer.iterations.numpy()) if optimizers_built else 0,
-        "g_steps": int(gan.g_optimizer.iterations.numpy()) if optimizers_built else 0,
-        "epochs_logged": len(logs.get("d_loss", [])),
-        "d_loss": np.asarray(logs.get("d_loss", [np.nan]), np.float64),
+        "replicas": replicas,
+        "seen": gan.seen.numpy(),
+        "shard_sizes": gan.shard_sizes.numpy(),
     }
