@@ -20,6 +20,7 @@ from typing import Any
 import nbformat
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionComplete
 
 from course.grading import reports as report_files
 from course.grading.limits import TOTAL_TIMEOUT
@@ -50,6 +51,20 @@ class SandboxedKernelManager(AsyncKernelManager):
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
         command = super().format_kernel_cmd(extra_arguments)
         return self.sandbox.wrap(command) if self.sandbox is not None else command
+
+
+class OutputlessClient(NotebookClient):
+    """A ``NotebookClient`` that keeps none of a cell's outputs (they are not graded), so a
+    kernel that prints gigabytes or sends display, comm or widget messages grows nothing in
+    the grader. Of the kernel's broadcasts it reads only the one that says a cell is done."""
+
+    def process_message(self, msg, cell, cell_index):
+        content = msg.get("content")
+        if isinstance(content, dict) and msg.get("msg_type") == "status" and (
+            content.get("execution_state") == "idle"
+        ):
+            raise CellExecutionComplete()
+        return None
 
 
 class Scratch:
@@ -86,7 +101,7 @@ class Session:
         self.scratch = scratch
         self.settings = settings
         self.km = SandboxedKernelManager(kernel_name="python3")
-        self.client = NotebookClient(
+        self.client = OutputlessClient(
             copy.deepcopy(notebook),
             km=self.km,
             allow_errors=True,
