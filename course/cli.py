@@ -69,6 +69,13 @@ def _add_grade(subparsers) -> None:
     grading_cli.add_grade_parser(subparsers)
 
 
+def _add_gradebook(subparsers) -> None:
+    from course.grading import cli as grading_cli
+
+    grading_cli.add_gradebook_parser(subparsers)
+    grading_cli.add_report_parser(subparsers)
+
+
 def _add_labs(subparsers) -> None:
     from course.grading import cli as grading_cli
 
@@ -91,11 +98,16 @@ def _build_labs_and_notebooks(build_labs):
     def handler(args) -> int:
         if args.colab_install and not args.ipynb:
             raise ValueError("--colab-install needs --ipynb DIR")
+        replace = args.force or args.backup
+        if args.ipynb:  # edited notebooks stop the build before labs/ is touched
+            from course.notebooks import keep_edited_notebooks, write_ipynb
+
+            folder = keep_edited_notebooks(args.labs, args.ipynb, args.backup, args.force)
+            if folder:
+                print(f"copied the edited notebooks to {folder}/")
         status = build_labs(args)
         if status == 0 and args.ipynb:
-            from course.notebooks import write_ipynb
-
-            for path in write_ipynb(args.labs, args.ipynb, args.colab_install):
+            for path in write_ipynb(args.labs, args.ipynb, args.colab_install, force=replace):
                 print(f"wrote {path}")
         return status
 
@@ -111,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_run(subparsers)
     _add_grade(subparsers)
+    _add_gradebook(subparsers)
     _add_labs(subparsers)
     return parser
 

@@ -1,5 +1,14 @@
-# This lab is generated from solutions/01_keras_basics.py by `course labs build`.
-# Instructors: edit the solution and rebuild; never edit this file by hand.
+# %% [markdown]
+# **Your copy of lab 1.** Fill in each exercise (the code that raises `NotImplementedError`)
+# and run the `check("1.1")` cell below it for instant feedback; `check_all()` at the end
+# scores the whole lab. Save often: your answers are kept in this file.
+#
+# *Working from the course's repository? Run `course labs start 01` first: it copies this
+# lab into `my-labs/`, a folder of your own.*
+#
+# *Instructors: edit `solutions/01_keras_basics.py` instead and run `course labs build`, which
+# never replaces a lab that has been edited.*
+# <!-- generated from solutions/01_keras_basics.py by `course labs build`; fingerprint 190c5d1c0e17ff12 -->
 # %% [markdown]
 # # Lab 1: Keras and TensorFlow for expression data
 #

@@ -1,5 +1,14 @@
-# This lab is generated from solutions/02_vae_mnist.py by `course labs build`.
-# Instructors: edit the solution and rebuild; never edit this file by hand.
+# %% [markdown]
+# **Your copy of lab 2.** Fill in each exercise (the code that raises `NotImplementedError`)
+# and run the `check("2.1")` cell below it for instant feedback; `check_all()` at the end
+# scores the whole lab. Save often: your answers are kept in this file.
+#
+# *Working from the course's repository? Run `course labs start 02` first: it copies this
+# lab into `my-labs/`, a folder of your own.*
+#
+# *Instructors: edit `solutions/02_vae_mnist.py` instead and run `course labs build`, which
+# never replaces a lab that has been edited.*
+# <!-- generated from solutions/02_vae_mnist.py by `course labs build`; fingerprint ed5c55e8e61deefe -->
 # %% [markdown]
 # # Lab 2: a variational autoencoder for handwritten digits
 #

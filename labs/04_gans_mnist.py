@@ -1,5 +1,14 @@
-# This lab is generated from solutions/04_gans_mnist.py by `course labs build`.
-# Instructors: edit the solution and rebuild; never edit this file by hand.
+# %% [markdown]
+# **Your copy of lab 4.** Fill in each exercise (the code that raises `NotImplementedError`)
+# and run the `check("4.1")` cell below it for instant feedback; `check_all()` at the end
+# scores the whole lab. Save often: your answers are kept in this file.
+#
+# *Working from the course's repository? Run `course labs start 04` first: it copies this
+# lab into `my-labs/`, a folder of your own.*
+#
+# *Instructors: edit `solutions/04_gans_mnist.py` instead and run `course labs build`, which
+# never replaces a lab that has been edited.*
+# <!-- generated from solutions/04_gans_mnist.py by `course labs build`; fingerprint 693ec828b576439c -->
 # %% [markdown]
 # # Lab 4: Generative adversarial networks on MNIST
 #

@@ -1,5 +1,14 @@
-# This lab is generated from solutions/05_landmark_genes.py by `course labs build`.
-# Instructors: edit the solution and rebuild; never edit this file by hand.
+# %% [markdown]
+# **Your copy of lab 5.** Fill in each exercise (the code that raises `NotImplementedError`)
+# and run the `check("5.1")` cell below it for instant feedback; `check_all()` at the end
+# scores the whole lab. Save often: your answers are kept in this file.
+#
+# *Working from the course's repository? Run `course labs start 05` first: it copies this
+# lab into `my-labs/`, a folder of your own.*
+#
+# *Instructors: edit `solutions/05_landmark_genes.py` instead and run `course labs build`, which
+# never replaces a lab that has been edited.*
+# <!-- generated from solutions/05_landmark_genes.py by `course labs build`; fingerprint b11ec1bfce731d4d -->
 # %% [markdown]
 # # Lab 5: Inferring target genes from landmark genes
 #

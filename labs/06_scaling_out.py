@@ -1,5 +1,14 @@
-# This lab is generated from solutions/06_scaling_out.py by `course labs build`.
-# Instructors: edit the solution and rebuild; never edit this file by hand.
+# %% [markdown]
+# **Your copy of lab 6.** Fill in each exercise (the code that raises `NotImplementedError`)
+# and run the `check("6.1")` cell below it for instant feedback; `check_all()` at the end
+# scores the whole lab. Save often: your answers are kept in this file.
+#
+# *Working from the course's repository? Run `course labs start 06` first: it copies this
+# lab into `my-labs/`, a folder of your own.*
+#
+# *Instructors: edit `solutions/06_scaling_out.py` instead and run `course labs build`, which
+# never replaces a lab that has been edited.*
+# <!-- generated from solutions/06_scaling_out.py by `course labs build`; fingerprint 65f1b9bc3b1e5c47 -->
 # %% [markdown]
 # # Lab 6: Scaling out with MirroredStrategy
 #

@@ -59,7 +59,8 @@ def test_build_replaces_each_solution_by_a_stub_at_the_marker_indentation(soluti
     assert lab.name == "99_demo.py"
     assert '    raise NotImplementedError("Exercise 99.1: Return the sum of a and b.")' in text
     assert '\nraise NotImplementedError("Exercise 99.3: Make `squares` the list of' in text
-    assert "generated from solutions/99_demo.py" in text.splitlines()[0]
+    assert text.splitlines()[1].startswith("# **Your copy of lab 99.**")
+    assert "generated from solutions/99_demo.py by `course labs build`" in text
 
 
 def test_build_leaves_no_solution_text_and_valid_code(solutions, tmp_path):
@@ -77,7 +78,8 @@ def test_build_keeps_the_jupytext_yaml_header_first():
     solution = "# ---\n# jupyter:\n#   jupytext:\n#     formats: py:percent\n# ---\n\n# %%\nx = 1\n"
     lines = make_lab(solution, "solutions/01_intro.py")[0].splitlines()
     assert lines[:5] == solution.splitlines()[:5]
-    assert lines[5].startswith("# This lab is generated from solutions/01_intro.py")
+    assert lines[5:7] == ["# %% [markdown]", "# **Your copy of lab 1.** Fill in each exercise "
+                          "(the code that raises `NotImplementedError`)"]
 
 
 def test_check_labs_is_empty_when_labs_are_in_sync(solutions, tmp_path):

@@ -18,9 +18,24 @@ GRADE_DESCRIPTION = (
 )
 LABS_DESCRIPTION = (
     "`build` writes labs/NN_topic.py from solutions/NN_topic.py, replacing each ### BEGIN "
-    "SOLUTION ... ### END SOLUTION block by a NotImplementedError stub; `check` exits 1 if "
-    "labs/ is out of date."
+    "SOLUTION ... ### END SOLUTION block by a NotImplementedError stub, and never replaces a lab "
+    "edited since it was built unless told to (--backup, --force); `check` exits 1 if labs/ is "
+    "out of date or edited; `start NN` copies lab NN into a folder of your own (my-labs/)."
 )
+
+GRADEBOOK_DESCRIPTION = (
+    "Join the reports of `course grade --roster` (each GRADES_DIR may hold several labs) into one "
+    "table: one row per roster student, one column per lab (points, or 'missing'), total, max "
+    "and notes. --canvas and --moodle write the same grades in the formats those systems import "
+    "(Canvas: Grades > Import; Moodle: Grades > Import > CSV file, mapping the first column to "
+    "the user's email or username)."
+)
+REPORT_DESCRIPTION = (
+    "Write a self-contained HTML page about the reports in GRADES_DIR: per lab the share of "
+    "submissions that passed each exercise, the most common hints, the score distribution and "
+    "the slowest submissions."
+)
+
 
 def add_grade_parser(subparsers) -> None:
     """Add ``course grade SUBMISSION... --out DIR``."""
@@ -32,6 +47,19 @@ def add_grade_parser(subparsers) -> None:
     parser.add_argument("--out", required=True, help="folder for the reports")
     parser.add_argument(
         "--lab", type=int, default=None, help="lab number (default: from file names)"
+    )
+    parser.add_argument(
+        "--roster",
+        default=None,
+        help="roster.csv (student_id, name, email; optional sis_id, section): each submission "
+        "goes to the student whose id is its Canvas user id, a folder name or a part of its file "
+        "name; roster students without a submission are reported missing",
+    )
+    parser.add_argument(
+        "--no-feedback",
+        dest="feedback",
+        action="store_false",
+        help="do not write OUT/feedback/<name>.html and .md for each student",
     )
     parser.add_argument(
         "--cell-timeout",
@@ -101,13 +129,32 @@ def add_labs_parser(subparsers) -> None:
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     for name, handler, help_text in [
-        ("build", _build_labs, "write labs/ from solutions/"),
+        ("build", _build_labs, "write labs/ from solutions/, keeping edited labs"),
         ("check", _check_labs, "exit 1 if labs/ differs from what build would write"),
     ]:
         action = actions.add_parser(name, help=help_text, description=help_text)
         action.add_argument("--solutions", default="solutions", help="default: solutions")
         action.add_argument("--labs", default="labs", help="default: labs")
         action.set_defaults(handler=handler)
+    keep = actions.choices["build"].add_mutually_exclusive_group()
+    keep.add_argument(
+        "--backup",
+        action="store_true",
+        help="copy labs edited since their build into LABS/backup-<time>/, then replace them",
+    )
+    keep.add_argument(
+        "--force", action="store_true", help="replace labs edited since their build (edits lost)"
+    )
+    start = actions.add_parser(
+        "start",
+        help="copy a lab into a folder of your own to work in",
+        description="Copy labs/NN_topic.py into DIR (default my-labs), never over a copy you "
+        "already have, and say how to open it.",
+    )
+    start.add_argument("lab", type=int, nargs="+", metavar="NN", help="lab number, e.g. 02")
+    start.add_argument("--dir", default="my-labs", help="your folder (default: my-labs)")
+    start.add_argument("--labs", default="labs", help="default: labs")
+    start.set_defaults(handler=_start_labs)
 
 
 def _grade(args: argparse.Namespace) -> int:
@@ -130,6 +177,8 @@ def _grade(args: argparse.Namespace) -> int:
             solutions=args.solutions,
             sandbox=args.sandbox,
             memory_gb=args.memory_gb or None,
+            roster=args.roster,
+            feedback=args.feedback,
         )
     except ValueError as error:
         print(f"course grade: error: {error}", file=sys.stderr)
@@ -138,21 +187,123 @@ def _grade(args: argparse.Namespace) -> int:
     return 0
 
 
-def _build_labs(args: argparse.Namespace) -> int:
-    from course.grading.labs import build_labs
+def add_gradebook_parser(subparsers) -> None:
+    """Add ``course gradebook GRADES_DIR... --roster roster.csv --out gradebook.csv``."""
+    parser = subparsers.add_parser(
+        "gradebook", help="join graded labs into one table per student; Canvas/Moodle CSV",
+        description=GRADEBOOK_DESCRIPTION,
+    )
+    parser.add_argument("grades", nargs="+", metavar="GRADES_DIR", help="a course grade --out")
+    parser.add_argument("--roster", required=True, help="roster.csv used to grade")
+    parser.add_argument("--out", required=True, help="the gradebook CSV to write")
+    parser.add_argument("--canvas", default=None, help="also write a Canvas gradebook import")
+    parser.add_argument("--moodle", default=None, help="also write a Moodle grade import")
+    parser.add_argument(
+        "--moodle-user",
+        choices=["email", "username"],
+        default="email",
+        help="the Moodle user column: the roster's email (default) or student_id as username",
+    )
+    parser.add_argument(
+        "--title",
+        action="append",
+        default=[],
+        metavar="N=TITLE",
+        help="the column title of lab N (default 'Lab N'); in Canvas a title ending in "
+        "'(4711)' targets assignment id 4711. Repeat for each lab",
+    )
+    parser.set_defaults(handler=_gradebook)
 
-    for path in build_labs(args.solutions, args.labs):
+
+def add_report_parser(subparsers) -> None:
+    """Add ``course report GRADES_DIR --out report.html``."""
+    parser = subparsers.add_parser(
+        "report", help="an HTML page on where the class struggles", description=REPORT_DESCRIPTION
+    )
+    parser.add_argument("grades", metavar="GRADES_DIR", help="a course grade --out")
+    parser.add_argument("--out", required=True, help="the HTML file to write")
+    parser.set_defaults(handler=_report)
+
+
+def _gradebook(args: argparse.Namespace) -> int:
+    from course.grading.exports import canvas_csv, moodle_csv
+    from course.grading.gradebook import collect, gradebook_csv, lab_titles, write_text
+    from course.grading.roster import read_roster
+
+    book = collect(args.grades, read_roster(args.roster))
+    titles = lab_titles(book.labs, _titles(args.title))
+    outputs = {args.out: gradebook_csv(book, titles)}
+    if args.canvas:
+        outputs[args.canvas] = canvas_csv(book, titles)
+    if args.moodle:
+        outputs[args.moodle] = moodle_csv(book, titles, args.moodle_user)
+    for path, text in outputs.items():  # every export is made before any is written
+        print(f"wrote {write_text(path, text)}")
+    missing = sum(book.grade(s, lab).points is None for s in book.students for lab in book.labs)
+    print(f"{len(book.students)} students x {len(book.labs)} labs; {missing} missing")
+    return 0
+
+
+def _titles(pairs: list[str]) -> dict[int, str]:
+    titles = {}
+    for pair in pairs:
+        number, _, title = pair.partition("=")
+        if not number.strip().isdigit() or not title.strip():
+            raise ValueError(f"--title {pair!r}: write it as N=TITLE, e.g. --title '1=Lab 1'")
+        titles[int(number)] = title.strip()
+    return titles
+
+
+def _report(args: argparse.Namespace) -> int:
+    from course.grading.classreport import write_class_report
+
+    print(f"wrote {write_class_report(args.grades, args.out)}")
+    return 0
+
+
+def _build_labs(args: argparse.Namespace) -> int:
+    from course.grading.labs import backup_labs, build_labs, edited_labs
+
+    edited = edited_labs(args.solutions, args.labs) if args.backup else []
+    if edited:
+        folder = backup_labs(edited, args.labs)
+        print(f"copied the edited {' '.join(path.name for path in edited)} to {folder}/")
+    written = build_labs(args.solutions, args.labs, force=args.force or args.backup)
+    for path in written:
         print(f"wrote {path}")
+    if not written:
+        print(f"{args.labs}/ is up to date with {args.solutions}/")
     return 0
 
 
 def _check_labs(args: argparse.Namespace) -> int:
-    from course.grading.labs import check_labs
+    from course.grading.labs import EDITED, check_labs
 
     problems = check_labs(args.solutions, args.labs)
     if not problems:
         print(f"{args.labs}/ is up to date with {args.solutions}/")
         return 0
     print("\n".join(problems))
-    print("Fix: run `course labs build` and commit the result.")
+    if any(problem.endswith(EDITED) for problem in problems):
+        print(
+            "Edited labs: keep your work in a folder of your own (`course labs start NN` copies "
+            "lab NN to my-labs/); instructors: `course labs build --backup` keeps a copy and "
+            "rebuilds."
+        )
+    if not all(problem.endswith(EDITED) for problem in problems):
+        print("Fix: run `course labs build` and commit the result.")
     return 1
+
+
+def _start_labs(args: argparse.Namespace) -> int:
+    from course.grading.labs import start_lab
+
+    for lab in args.lab:
+        copy = start_lab(lab, args.labs, args.dir)
+        print(
+            f"Your copy of lab {lab}: {copy}\n"
+            f"Open it as a notebook: `jupyter lab {copy}` (or right-click it in JupyterLab -> "
+            "Open With -> Notebook). Your answers are saved into that file; `course labs "
+            f"build` never touches {args.dir}/."
+        )
+    return 0
