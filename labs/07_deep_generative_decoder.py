@@ -8,7 +8,7 @@
 #
 # *Instructors: edit `solutions/07_deep_generative_decoder.py` instead and run `course labs build`, which
 # never replaces a lab that has been edited.*
-# <!-- generated from solutions/07_deep_generative_decoder.py by `course labs build`; fingerprint 1e4b24bc537659a1 -->
+# <!-- generated from solutions/07_deep_generative_decoder.py by `course labs build`; fingerprint 19fcc88691e53969 -->
 # %% [markdown]
 # # Lab 7: the Deep Generative Decoder
 #
@@ -37,7 +37,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from course import datasets, likelihoods, metrics, plots
+from course import datasets, differential, likelihoods, metrics, plots
 from course.grading import check, check_all
 
 SMOKE = os.environ.get("COURSE_SMOKE") == "1"  # the grader and CI run a tiny version
@@ -274,12 +274,46 @@ print(f"cell types of the new cells predicted from their inferred representation
 # PCA; `benchmarks/gallery_dgd.py` measures the comparison over three seeds.
 
 # %% [markdown]
+# ## Differential expression without controls
+#
+# A trained DGD also knows what a *reference* cell looks like. Prada-Luengo et al. (Genome
+# Biology 2023) use that for differential expression of a single sample: infer its
+# representation, decode it at its library size, and test every gene against that
+# negative-binomial "closest reference". The two-sided p-value of an observed count is the
+# probability of all counts no more likely than it. Genes with tiny p-values are the ones this
+# one sample expresses differently: no control samples needed.
+#
+# Here, one new cell against the lab's DGD (trained on all cell types, so the closest reference
+# is a similar cell): the genes it expresses most above its closest reference.
+
+# %%
+theta = np.exp(ops.convert_to_numpy(dgd.log_theta))
+expected = new_counts.sum(axis=1, keepdims=True) * ops.convert_to_numpy(dgd.decoder(new_z))
+p_values = differential.nb_two_sided_p_values(new_counts[:1], expected[:1], theta)[0]
+above = np.where(new_counts[0] > expected[0], p_values, 1.0)
+print(f"a new {cell_type_names[cell_types[new_cells[0]]]} cell, genes most above its closest "
+      "reference:")
+for gene in np.argsort(above)[:8]:
+    print(f"  {adata.var_names[gene]:>10}: observed {new_counts[0, gene]:.0f}, "
+          f"expected {expected[0, gene]:.1f}, p = {p_values[gene]:.1e}")
+
+# %% [markdown]
+# `course run dgd-de-pbmc` makes this a test: the DGD is trained **without the B cells**, every
+# B cell is tested against its closest reference, and the genes are ranked by their mean signed
+# -log10 p-value. Do the B cells' known markers (MS4A1, CD79A, CD79B, BANK1) come out on top?
+# The demo scores that ranking against a t-test that *has* controls (B cells against all other
+# cells). Markers that the B cells share with a reference type are not "different" from the
+# closest reference, which is the question the DGD answers.
+
+# %% [markdown]
 # ## Summary
 #
 # - The DGD has no encoder: each cell's representation is a parameter, found by MAP.
 # - Gathering a batch's rows gives sparse gradients; a per-row optimizer moves only those cells.
 # - A Gaussian-mixture prior clusters the representations; its log-density needs logsumexp.
 # - New cells are fitted by the same optimization, with the decoder and prior frozen.
+# - Decoded at a new sample's library size, the DGD is a control for testing its genes one by
+#   one: differential expression without control samples.
 
 # %%
 check_all(lab=7)
