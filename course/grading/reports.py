@@ -3,8 +3,15 @@
 Each submission's report is ``OUT/<name>-<hash>.json``: ``name`` is a readable form of the file
 name, ``hash`` is taken from the bytes of its absolute path, so two different files never
 share a report whatever their names (case, folders, bytes that are not UTF-8), and grading
-the same file again replaces its report. ``grades.csv`` is rebuilt from every report in the
-folder after each report is written, so the two never disagree.
+the same file again replaces its report. Graded with a roster, a report belongs to a student
+and a lab instead (``OUT/<student_id>_labNN.json``, see ``student_report_name``): the student's
+next submission of that lab replaces it, and a roster student without a submission gets a
+report of status ``missing``. ``grades.csv`` is rebuilt from every report in the folder after
+each report is written, so the two never disagree.
+
+Every file written here is readable as an ordinary file would be (mode 0666 less the umask,
+not mkstemp's 0600), and under ``sudo`` it belongs to the user who ran sudo (``SUDO_UID`` and
+``SUDO_GID``), so that the instructor can read the reports without root.
 """
 
 from __future__ import annotations
@@ -29,7 +36,8 @@ if TYPE_CHECKING:  # the report of a run: what execution produced and how it ran
 
 SCHEMA = "course-grade-report/2"
 CSV_NAME = "grades.csv"
-STATUSES = ("ok", "not attempted", "timeout", "crashed", "error")
+STATUSES = ("ok", "not attempted", "timeout", "crashed", "error", "missing")
+STUDENT_KEYS = ("id", "name", "email", "sis_id", "section")
 EXERCISE_KEYS = {"id": str, "title": str, "message": str, "passed": bool}
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _NOTEBOOK_SUFFIX = re.compile(r"\.(py|ipynb)$", re.IGNORECASE)
@@ -52,18 +60,64 @@ def report_name(path: str | Path) -> str:
     return f"{readable}-{hashlib.sha256(raw).hexdigest()[:12]}"
 
 
+def student_report_name(student_id: str, lab: int) -> str:
+    """The report file name (without ``.json``) of a student's submission of a lab.
+
+    ``alice`` -> ``alice_lab01``; an id with characters unsafe in a file name gets a hash of
+    the id too, so two ids never share a name.
+    """
+    readable = _UNSAFE.sub("_", student_id).strip("._")[:60]
+    if readable != student_id:
+        digest = hashlib.sha256(student_id.encode("utf-8")).hexdigest()[:8]
+        readable = f"{readable or 'student'}-{digest}"
+    return f"{readable}_lab{lab:02d}"
+
+
 def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename.
+
+    The file gets the mode an ordinary new file would (0666 less the umask) and, under sudo,
+    the owner who ran sudo (``hand_over``).
+    """
     descriptor, temporary = tempfile.mkstemp(
         dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
     )
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as file:
             file.write(text)
+        os.chmod(temporary, 0o666 & ~_umask())
+        hand_over(Path(temporary))
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def make_folder(path: Path) -> Path:
+    """Create ``path`` (and its missing parents) like ``mkdir -p``, handing each new folder to
+    the user who ran sudo; ValueError if it is a file."""
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{path} is a file; give a folder")
+    missing = [folder for folder in [path, *path.parents] if not folder.exists()]
+    path.mkdir(parents=True, exist_ok=True)
+    for folder in missing:
+        hand_over(folder)
+    return path
+
+
+def hand_over(path: Path) -> None:
+    """Under sudo (running as root with ``SUDO_UID`` set), give ``path`` to the user who ran
+    sudo, so that they can read what the grader wrote without root."""
+    uid, gid = os.environ.get("SUDO_UID", ""), os.environ.get("SUDO_GID", "")
+    if os.geteuid() != 0 or not uid.isdigit():
+        return
+    os.chown(path, int(uid), int(gid) if gid.isdigit() else -1, follow_symlinks=False)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_report(report: dict[str, Any], out_dir: Path, name: str) -> Path:
@@ -88,6 +142,13 @@ def validate(report: Any) -> dict[str, Any]:
     lab = report.get("lab")
     if lab is not None and (isinstance(lab, bool) or not isinstance(lab, int)):
         raise InvalidReport("'lab' is not a number")
+    student = report.get("student")
+    if student is not None and not (
+        isinstance(student, dict)
+        and all(isinstance(student.get(key), str) for key in STUDENT_KEYS)
+        and student["id"]
+    ):
+        raise InvalidReport(f"'student' is not an object with the strings {STUDENT_KEYS}")
     exercises = report.get("exercises")
     if not isinstance(exercises, list):
         raise InvalidReport("'exercises' is missing or not a list")
@@ -118,6 +179,14 @@ def read_reports(out_dir: Path) -> tuple[list[dict[str, Any]], list[tuple[str, s
 
     JSON files without the report schema marker are not reports and are left alone.
     """
+    found, invalid = read_report_files(out_dir)
+    return [report for _, report in found], invalid
+
+
+def read_report_files(
+    out_dir: Path,
+) -> tuple[list[tuple[Path, dict[str, Any]]], list[tuple[str, str]]]:
+    """Like ``read_reports``, with each valid report's file."""
     reports, invalid = [], []
     for path in sorted(out_dir.glob("*.json")):
         try:
@@ -128,7 +197,7 @@ def read_reports(out_dir: Path) -> tuple[list[dict[str, Any]], list[tuple[str, s
         if not isinstance(data, dict) or "schema" not in data:
             continue
         try:
-            reports.append(validate(data))
+            reports.append((path, validate(data)))
         except InvalidReport as error:
             invalid.append((path.name, str(error)))
     return reports, invalid
@@ -137,40 +206,61 @@ def read_reports(out_dir: Path) -> tuple[list[dict[str, Any]], list[tuple[str, s
 def rebuild_csv(out_dir: Path) -> Path:
     """Rewrite ``out_dir/grades.csv`` from every report in ``out_dir``, atomically.
 
-    Columns: submission, lab, one per exercise, total, max, status, reason (why the submission
-    did not get every point: the grader's message, else the first failed exercise's hint).
+    Columns: student_id and name (only when a report has a student, i.e. grading used a
+    roster), submission, lab, one per exercise, total, max, status, reason (why the submission
+    did not get every point: the grader's message and every exercise that lost points).
     """
     reports, invalid = read_reports(out_dir)
-    reports.sort(key=lambda report: (report["lab"] or 0, report["submission"]))
+    reports.sort(key=lambda report: (report["lab"] or 0, _student(report, "id"),
+                                     report["submission"]))
     ids = list(dict.fromkeys(entry["id"] for report in reports for entry in report["exercises"]))
-    ids.sort(key=_id_order)
+    ids.sort(key=exercise_order)
+    students = any(report.get("student") for report in reports)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["submission", "lab", *ids, "total", "max", "status", "reason"])
+    writer.writerow([*(["student_id", "name"] if students else []), "submission", "lab", *ids,
+                     "total", "max", "status", "reason"])
     for report in reports:
         points = {entry["id"]: entry["points"] for entry in report["exercises"]}
-        row = [report["submission"], "" if report["lab"] is None else report["lab"]]
+        row = [_student(report, "id"), _student(report, "name")] if students else []
+        row += [report["submission"], "" if report["lab"] is None else report["lab"]]
         row += [_format(points[key]) if key in points else "" for key in ids]
         row += [_format(report["points"]), _format(report["max_points"]), report["status"]]
         writer.writerow([*row, reason(report)])
     for name, problem in invalid:
-        writer.writerow([name, "", *[""] * len(ids), "", "", "error", f"invalid report: {problem}"])
+        row = ["", ""] if students else []
+        row += [name, "", *[""] * len(ids), "", "", "error", f"invalid report: {problem}"]
+        writer.writerow(row)
     path = out_dir / CSV_NAME
     write_atomically(path, buffer.getvalue())
     return path
 
 
 def reason(report: dict[str, Any]) -> str:
-    """Why a report has fewer than all points, in one line ('' when it has them all)."""
-    if report["message"]:
-        return report["message"]
-    for entry in report["exercises"]:
-        if not entry["passed"]:
-            return f"{entry['id']}: {entry['message']}"
-    return ""
+    """Why a report has fewer than all points, in one line ('' when it has them all): the
+    grader's message, then every exercise that lost points with its hint (exercises whose hint
+    only repeats that message, or says "not implemented yet", are listed by id)."""
+    parts = [report["message"]] if report["message"] else []
+    failed = [entry for entry in report["exercises"] if not entry["passed"]]
+    grouped: dict[str, list[str]] = {}
+    for entry in failed:
+        message = entry["message"]
+        if message.startswith("not implemented yet"):
+            grouped.setdefault("not implemented yet", []).append(entry["id"])
+        elif report["message"] and report["message"] in message:
+            grouped.setdefault("no points", []).append(entry["id"])
+        else:
+            parts.append(f"{entry['id']}: {message}")
+    parts += [f"{label}: {', '.join(ids)}" for label, ids in grouped.items()]
+    return "; ".join(parts)
 
 
-def _id_order(exercise_id: str) -> tuple:
+def _student(report: dict[str, Any], key: str) -> str:
+    return (report.get("student") or {}).get(key, "")
+
+
+def exercise_order(exercise_id: str) -> tuple:
+    """Sort key of exercise ids: 1.2 before 1.10."""
     return tuple(int(part) if part.isdigit() else math.inf for part in exercise_id.split("."))
 
 
@@ -258,8 +348,36 @@ def _nothing_attempted(outcome: Outcome, graded: list[dict[str, Any]]) -> bool:
     )
 
 
+def missing_report(student: dict[str, str], lab: int, entries: list[Exercise]) -> dict[str, Any]:
+    """The report of a roster student with no submission of a lab: status ``missing``, every
+    exercise at 0 points."""
+    message = "no submission of this lab was found for this student"
+    exercises = [
+        {"id": entry.id, "title": entry.title, "points": 0, "max_points": entry.points,
+         "passed": False, "message": message}
+        for entry in entries
+    ]
+    return {
+        "schema": SCHEMA,
+        "submission": "",
+        "student": dict(student),
+        "lab": lab,
+        "points": 0,
+        "max_points": sum(entry.points for entry in entries),
+        "elapsed_s": 0.0,
+        "status": "missing",
+        "message": message,
+        "sandboxed": False,
+        "warnings": [],
+        "limits": {},
+        "notes": [],
+        "exercises": exercises,
+    }
+
+
 def progress_line(report: dict[str, Any]) -> str:
-    name = Path(report["submission"]).name
+    """One line of ``course grade``'s progress: who or what, points, seconds, status."""
+    name = _student(report, "id") or Path(report["submission"]).name
     score = f"{report['points']:g}/{report['max_points']:g}"
     line = f"{name:<32} {score:>9}  {report['elapsed_s']:6.1f} s  {report['status']}"
     return f"{line}: {report['message']}" if report["message"] else line

@@ -18,6 +18,7 @@ CSV is rebuilt from every report in the output folder (``course.grading.reports`
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import sys
 import time
@@ -28,6 +29,7 @@ from typing import Any
 
 from course.grading import reports as report_files
 from course.grading.execution import Outcome, run_submission
+from course.grading.feedback import write_feedback
 from course.grading.limits import (
     CELL_TIMEOUT,
     CHECK_TIMEOUT,
@@ -40,6 +42,7 @@ from course.grading.limits import (
 )
 from course.grading.plan import SubmissionError, find_submissions, read_notebook
 from course.grading.registry import Exercise, exercises, lab_from_name
+from course.grading.roster import Roster, assign, read_roster
 from course.grading.settings import Settings, make_settings, solutions_dir_for
 
 __all__ = ["SubmissionError", "calibrate_lab", "find_submissions", "grade", "grade_submission",
@@ -61,6 +64,8 @@ def grade(
     sandbox: bool | None = None,
     memory_gb: float | None = 8,
     cache_dir: str | Path | None = None,
+    roster: str | Path | Roster | None = None,
+    feedback: bool = True,
 ) -> list[dict[str, Any]]:
     """Grade submissions into ``out_dir/<name>-<hash>.json`` reports and ``out_dir/grades.csv``.
 
@@ -80,6 +85,11 @@ def grade(
             None: sandbox when the machine allows it, else run unsandboxed with a warning.
         memory_gb: the kernel's address-space limit (None: no limit).
         cache_dir: where calibrations are cached (default ``~/.cache/course/grading``).
+        roster: ``roster.csv`` (or a read ``Roster``): each submission's student goes into its
+            report (``out_dir/<student_id>_labNN.json``) and each roster student without a
+            submission of a graded lab gets a ``missing`` report; a submission that names no
+            student or two stops the run before anything is graded (``course.grading.roster``).
+        feedback: write ``out_dir/feedback/<report name>.html`` and ``.md`` for each report.
 
     Returns:
         One report per submission, in the order of the submissions.
@@ -89,23 +99,37 @@ def grade(
         raise ValueError(f"--out {out_dir} is a file; give a folder for the reports")
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
-    out_dir.mkdir(parents=True, exist_ok=True)
     submissions = [Path(s) for s in submissions]
     paths = find_submissions(submissions)
+    lab_of = {path: lab if lab is not None else lab_from_name(path.name) for path in paths}
+    if roster is not None:  # refuse before anything is graded or written
+        roster = roster if isinstance(roster, Roster) else read_roster(roster)
+        owners = assign(roster, paths, submissions, lab_of)
+    else:
+        owners = {}
+    report_files.make_folder(out_dir)
     solutions_dir = solutions_dir_for(solutions)
     settings = make_settings(sandbox, smoke, memory_gb, out_dir, submissions, solutions_dir)
     ceilings = Limits(cell=cell_timeout, total=total_timeout, check=check_timeout)
     labs = {lab if lab is not None else lab_from_name(path.name) for path in paths} - {None}
     limits = {
-        number: _limits_for_lab(number, ceilings, calibrate, solutions_dir, settings, cache_dir)
+        number: _limits_for_lab(number, ceilings, calibrate, solutions_dir, settings, cache_dir,
+                                progress)
         for number in sorted(labs)
     }
     tasks = [(path, lab, limits.get(lab or lab_from_name(path.name), ceilings)) for path in paths]
     reports: list[dict[str, Any] | None] = [None] * len(tasks)
 
     def finish(index: int, report: dict[str, Any]) -> None:
-        report_files.write_report(report, out_dir, report_files.report_name(paths[index]))
+        path = paths[index]
+        name = report_files.report_name(path)
+        if path in owners:
+            report["student"] = owners[path].as_dict()
+            name = report_files.student_report_name(owners[path].id, lab_of[path])
+        report_files.write_report(report, out_dir, name)
         report_files.rebuild_csv(out_dir)
+        if feedback:
+            write_feedback(report, out_dir, name, path, solutions_dir)
         reports[index] = report
         if progress:
             print(report_files.progress_line(report), flush=True)
@@ -115,8 +139,38 @@ def grade(
             finish(index, grade_submission(path, number, lab_limits, settings))
     else:
         _grade_in_parallel(tasks, jobs, settings, finish)
+    if roster is not None:
+        _mark_missing(roster, owners, lab_of, out_dir, feedback, progress)
     report_files.rebuild_csv(out_dir)
     return [report for report in reports if report is not None]
+
+
+def _mark_missing(roster: Roster, owners: dict, lab_of: dict, out_dir: Path, feedback: bool,
+                  progress: bool) -> None:
+    """Write a ``missing`` report for each roster student without a submission of a graded lab,
+    unless the folder already holds a graded report of theirs for it (an earlier batch)."""
+    for number in sorted({lab_of[path] for path in owners}):
+        submitted = {owners[path].id for path in owners if lab_of[path] == number}
+        for student in roster.students:
+            if student.id in submitted:
+                continue
+            name = report_files.student_report_name(student.id, number)
+            if _graded_before(out_dir / f"{name}.json"):
+                continue
+            report = report_files.missing_report(student.as_dict(), number, exercises(number))
+            report_files.write_report(report, out_dir, name)
+            if feedback:
+                write_feedback(report, out_dir, name)
+            if progress:
+                print(report_files.progress_line(report), flush=True)
+
+
+def _graded_before(path: Path) -> bool:
+    """Whether ``path`` is a report of a submission (not of a missing one)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("status") != "missing"
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _grade_in_parallel(tasks: list, jobs: int, settings: Settings, finish: Callable) -> None:
@@ -215,12 +269,17 @@ def calibrate_lab(
 # --- running one submission --------------------------------------------------------------
 
 
-def _limits_for_lab(lab, ceilings, calibrate, solutions_dir, settings, cache_dir) -> Limits:
+def _limits_for_lab(lab, ceilings, calibrate, solutions_dir, settings, cache_dir,
+                    progress=False) -> Limits:
     if not calibrate or solutions_dir is None:
         return ceilings
     matches = sorted(solutions_dir.glob(f"{lab:02d}_*.py"))
     if len(matches) != 1:
         return ceilings
+    cached = load_cached(cache_path(matches[0], settings.smoke, cache_dir))
+    if progress and cached is None:
+        print(f"calibrating lab {lab} on its solution {matches[0].name} "
+              f"({_expected_calibration(matches[0], cache_dir)})...", flush=True)
     try:
         calibration = calibrate_lab(lab, matches[0], ceilings, settings, cache_dir)
     except Exception as error:  # noqa: BLE001 - the ceilings are always a safe fallback
@@ -234,7 +293,23 @@ def _limits_for_lab(lab, ceilings, calibrate, solutions_dir, settings, cache_dir
             f"{calibration.points:g}/{calibration.max_points:g}",
             file=sys.stderr,
         )
+    if progress:
+        how = "from the cache" if cached is not None else "measured now"
+        print(f"lab {lab}: time limits from its solution's run of {calibration.total:.0f} s "
+              f"({how})", flush=True)
     return ceilings.calibrated(calibration)
+
+
+def _expected_calibration(solution: Path, cache_dir) -> str:
+    """How long calibrating ``solution`` should take: the last calibration of a lab of that
+    name (an earlier version of the solution, or the other mode), else that it is unknown."""
+    folder = cache_path(solution, True, cache_dir).parent
+    cached = sorted(folder.glob(f"{solution.stem}-*.json"), key=lambda path: path.stat().st_mtime)
+    earlier = [load_cached(path) for path in cached]
+    times = [calibration.total for calibration in earlier if calibration is not None]
+    if not times:
+        return "one run of the solution; its time is cached afterwards"
+    return f"about {times[-1]:.0f} s, as last time"
 
 
 def _grade_in_worker(path, lab, limits, settings) -> dict[str, Any]:
