@@ -23,7 +23,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-# The grid of counts covers NB(mean, theta) up to this quantile, as in bulkDGD.
+# The grid of counts covers NB(mean, theta) up to this quantile, as in bulkDGD (beyond it, the
+# exact tail mass is added, where bulkDGD normalises by the grid's mass).
 UPPER_QUANTILE = 0.99999
 
 
@@ -49,9 +50,11 @@ def nb_two_sided_p_values(counts, mean, theta) -> np.ndarray:
         mass = distribution.pmf(grid)  # (grid, genes)
         observed = distribution.pmf(counts[row])
         # Sum the mass of counts no more likely than the observed one (a relative tolerance
-        # keeps the observed count itself in the sum), normalised by the grid's mass.
+        # keeps the observed count itself in the sum).
         tail = np.where(mass <= observed * (1 + 1e-9), mass, 0.0).sum(axis=0)
-        p_values[row] = np.clip(tail / mass.sum(axis=0), 0.0, 1.0)
+        # Past the grid every count is less likely than the observed one (it lies beyond the
+        # mode and the observed count): add that mass exactly.
+        p_values[row] = np.clip(tail + distribution.sf(top), 0.0, 1.0)
     return p_values
 
 
