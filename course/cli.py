@@ -76,6 +76,12 @@ def _add_gradebook(subparsers) -> None:
     grading_cli.add_report_parser(subparsers)
 
 
+def _add_gradescope(subparsers) -> None:
+    from course.grading import cli as grading_cli
+
+    grading_cli.add_gradescope_parser(subparsers)
+
+
 def _add_labs(subparsers) -> None:
     from course.grading import cli as grading_cli
 
@@ -125,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_grade(subparsers)
     _add_gradebook(subparsers)
     _add_labs(subparsers)
+    _add_gradescope(subparsers)
     return parser
 
 

@@ -240,7 +240,8 @@ def _gradebook(args: argparse.Namespace) -> int:
     for path, text in outputs.items():  # every export is made before any is written
         print(f"wrote {write_text(path, text)}")
     missing = sum(book.grade(s, lab).points is None for s in book.students for lab in book.labs)
-    print(f"{len(book.students)} students x {len(book.labs)} labs; {missing} missing")
+    labs = f"{len(book.labs)} lab" + ("" if len(book.labs) == 1 else "s")
+    print(f"{len(book.students)} students x {labs}; {missing} missing")
     return 0
 
 
@@ -306,4 +307,56 @@ def _start_labs(args: argparse.Namespace) -> int:
             "Open With -> Notebook). Your answers are saved into that file; `course labs "
             f"build` never touches {args.dir}/."
         )
+    return 0
+
+
+GRADESCOPE_DESCRIPTION = (
+    "Write a Gradescope autograder zip for lab LAB: setup.sh installs this package (a wheel "
+    "inside the zip, its dependencies pinned to the versions installed here) and run_autograder "
+    "grades /autograder/submission with `course grade`'s grader, writing results.json with one "
+    "test per exercise (its points and hint). Upload the zip as the assignment's autograder."
+)
+
+
+def add_gradescope_parser(subparsers) -> None:
+    """Add ``course gradescope LAB --out autograder.zip``."""
+    from course.grading.gradescope import VISIBILITIES
+
+    parser = subparsers.add_parser(
+        "gradescope", help="write a Gradescope autograder zip for a lab",
+        description=GRADESCOPE_DESCRIPTION,
+    )
+    parser.add_argument("lab", type=int, metavar="LAB", help="lab number, e.g. 2")
+    parser.add_argument("--out", required=True, help="the zip to write, e.g. autograder.zip")
+    parser.add_argument(
+        "--visibility", choices=VISIBILITIES, default="visible",
+        help="when students see each exercise's points and hint (default visible)",
+    )
+    parser.add_argument(
+        "--stdout-visibility", choices=VISIBILITIES, default="hidden",
+        help="when students see the grader's log (default hidden)",
+    )
+    parser.add_argument(
+        "--package", default=None, metavar="WHEEL",
+        help="a wheel of this package to install (default: built from this source tree)",
+    )
+    for name, default in [("cell", CELL_TIMEOUT), ("total", TOTAL_TIMEOUT),
+                          ("check", CHECK_TIMEOUT)]:
+        parser.add_argument(f"--{name}-timeout", type=float, default=default,
+                            help=f"seconds (default {default:g})")
+    parser.set_defaults(handler=_gradescope)
+
+
+def _gradescope(args: argparse.Namespace) -> int:
+    from course.grading.gradescope import build_bundle
+
+    path = build_bundle(
+        args.lab, args.out, visibility=args.visibility,
+        stdout_visibility=args.stdout_visibility, package=args.package,
+        cell_timeout=args.cell_timeout, total_timeout=args.total_timeout,
+        check_timeout=args.check_timeout,
+    )
+    size = path.stat().st_size / 2**20
+    print(f"wrote {path} ({size:.1f} MiB): upload it as the autograder of lab {args.lab} "
+          "(Gradescope: Configure Autograder -> Zip file upload)")
     return 0
