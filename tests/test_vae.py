@@ -307,6 +307,13 @@ def test_kl_warmup_raises_beta_linearly_to_the_target(digits):
     assert float(keras.ops.convert_to_numpy(model.kl_weight)) == model.beta == 2.0
 
 
+def test_the_kl_weight_variable_is_named_kl_weight_not_beta():
+    """beta is the constructor's target; the variable that KLWarmup moves is kl_weight (files
+    saved when it was named "beta" still load: Keras restores weights by position)."""
+    names = [weight.name for weight in tiny_vae(beta=2.0).weights]
+    assert "kl_weight" in names and "beta" not in names
+
+
 def test_same_seed_gives_the_same_model(digits):
     def train():
         keras.utils.set_random_seed(3)

@@ -114,123 +114,6 @@ class VAE(VAEArrays, Configurable, keras.Model):
     def metrics(self):
         return [self.loss_tracker, self.reconstruction_loss_tracker, self.kl_loss_tracker]
 
-    # The model: encode, sample z, decode, and the per-example loss terms -----------------------
-
-    def _encode(self, x, training=False):
-        """The posterior q(z|x) = N(z_mean, exp(z_log_var)): ``(z_mean, z_log_var)``."""
-        return self.encoder(self._encoder_input(x), training=training)
-
-    def reparameterize(self, z_mean, z_log_var):
-        """A sample z = z_mean + exp(z_log_var / 2) * epsilon, epsilon ~ N(0, I).
-
-        z is a differentiable function of the encoder outputs; the randomness enters only
-        through epsilon (drawn differently on every replica).
-        """
-        epsilon = distribute.normal(ops.shape(z_mean), self.seed_generator)
-        return z_mean + ops.exp(0.5 * z_log_var) * epsilon
-
-    def log_likelihood(self, x, z, training=False):
-        """log p(x|z) of each example, summed over its features."""
-        return self._log_prob(x, self.decoder(z, training=training))
-
-    def loss_terms(self, x, training=False):
-        """Per-example ``(reconstruction_loss, kl_loss)`` with one sample z ~ q(z|x)."""
-        # The encoder gives the approximate posterior; the reparameterization trick samples
-        # it so that gradients flow back into the encoder.
-        z_mean, z_log_var = self._encode(x, training)
-        z = self.reparameterize(z_mean, z_log_var)
-        # -log p(x|z) summed over features, and KL(q(z|x) || N(0, I)) over latent dims.
-        return -self.log_likelihood(x, z, training), kl_divergence(z_mean, z_log_var)
-
-    # Training ----------------------------------------------------------------------------------
-
-    def train_step(self, data):
-        # The batch after its checks (validate_batch); for a ConditionalVAE, the pair (x, labels).
-        x = self._inputs(data)
-        with tf.GradientTape() as tape:
-            reconstruction_loss, kl_loss = self.loss_terms(x, training=True)
-            # Average the per-example negative ELBO over the (local) batch.
-            loss = ops.mean(reconstruction_loss + self.kl_weight * kl_loss)
-            # Divide by the number of replicas (their gradients are summed) and apply the
-            # mixed-precision loss scale: inside the tape, so the gradients see it.
-            scaled_loss = distribute.scale_loss(loss, self.optimizer)
-        gradients = tape.gradient(scaled_loss, self.trainable_weights)
-        self.optimizer.apply(gradients, self.trainable_weights)
-        return self._update_trackers(loss, reconstruction_loss, kl_loss)
-
-    def test_step(self, data):
-        reconstruction_loss, kl_loss = self.loss_terms(self._inputs(data), training=False)
-        loss = ops.mean(reconstruction_loss + self.kl_weight * kl_loss)
-        return self._update_trackers(loss, reconstruction_loss, kl_loss)
-
-    def _update_trackers(self, loss, reconstruction_loss, kl_loss):
-        self.loss_tracker.update_state(loss)
-        self.reconstruction_loss_tracker.update_state(ops.mean(reconstruction_loss))
-        self.kl_loss_tracker.update_state(ops.mean(kl_loss))
-        return {metric.name: metric.result() for metric in self.metrics}
-
-    def _inputs(self, data):
-        """The examples of a batch as fed to fit/evaluate/predict (:meth:`validate_batch`)."""
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        return self.validate_batch(x)
-
-    def call(self, x, training=False):
-        """The reconstruction of ``x``: the likelihood mean, decoded from the posterior mean."""
-        return self._reconstruction(self._inputs(x), training)
-
-    def _reconstruction(self, x, training=False):
-        z_mean, _ = self._encode(x, training)
-        return self._likelihood_mean(self.decoder(z_mean, training=training), self._library(x))
-
-    # The likelihood ----------------------------------------------------------------------------
-
-    @property
-    def is_count_model(self) -> bool:
-        return self.likelihood in COUNT_LIKELIHOODS
-
-    def _encoder_input(self, x):
-        # Counts span orders of magnitude; the encoder sees log1p(counts), as in scVI.
-        return ops.log1p(x) if self.is_count_model else x
-
-    def _library(self, x):
-        """Each cell's total count (its library size), or None for non-count likelihoods."""
-        if not self.is_count_model:
-            return None
-        return ops.sum(ops.cast(x, "float32"), axis=-1, keepdims=True)
-
-    def _log_prob(self, x, outputs):
-        """log p(x|z) of each example, summed over its features, from the decoder outputs."""
-        if self.likelihood == "bernoulli":
-            values = likelihoods.bernoulli(x, outputs)
-        elif self.likelihood == "gaussian":
-            log_variance = ops.maximum(self.log_variance, MIN_LOG_VARIANCE)
-            values = likelihoods.gaussian(x, outputs, log_variance)
-        else:
-            # The observed library size of each cell scales the decoded gene shares.
-            values = self._count_log_likelihood(x, outputs, self._library(x))
-        return ops.sum(ops.reshape(values, (ops.shape(values)[0], -1)), axis=-1)
-
-    def _count_log_likelihood(self, x, outputs, library):
-        scale = outputs[0] if self.likelihood == "zinb" else outputs
-        mu = library * scale
-        if self.likelihood == "poisson":
-            return likelihoods.poisson(x, mu)
-        theta = ops.exp(self.log_theta)
-        if self.likelihood == "nb":
-            return likelihoods.negative_binomial(x, mu, theta)
-        return likelihoods.zero_inflated_negative_binomial(x, mu, theta, outputs[1])
-
-    def _likelihood_mean(self, outputs, library):
-        """The mean of p(x|z) from the decoder outputs (library: counts per cell, or None)."""
-        if self.likelihood == "bernoulli":
-            return ops.sigmoid(outputs)
-        if self.likelihood == "gaussian":
-            return outputs
-        if self.likelihood == "zinb":
-            scale, dropout_logits = outputs
-            return library * scale * ops.sigmoid(-dropout_logits)
-        return library * outputs
-
     # Networks and weights ----------------------------------------------------------------------
 
     def _condition_inputs(self) -> list:
@@ -279,8 +162,9 @@ class VAE(VAEArrays, Configurable, keras.Model):
     def _add_weights(self) -> None:
         """The variables outside the sub-models: the KL weight, the likelihood's parameters."""
         # A variable, not a float: KLWarmup raises it to beta during training, and it is saved.
+        # (Files saved when it was named "beta" load alike: Keras restores weights by position.)
         self.kl_weight = self.add_weight(shape=(), initializer=keras.initializers.Constant(
-            self.beta), trainable=False, name="beta")
+            self.beta), trainable=False, name="kl_weight")
         if self.likelihood in ("nb", "zinb"):
             # Gene-wise inverse dispersion, log-scale so theta = exp(log_theta) stays positive.
             self.log_theta = self.add_weight(
@@ -298,6 +182,124 @@ class VAE(VAEArrays, Configurable, keras.Model):
                 name="library_size",
             )
 
+    # The model: encode, sample z, decode, and the per-example loss terms -----------------------
+
+    def _encode(self, x, training=False):
+        """The posterior q(z|x) = N(z_mean, exp(z_log_var)): ``(z_mean, z_log_var)``."""
+        return self.encoder(self._encoder_input(x), training=training)
+
+    def reparameterize(self, z_mean, z_log_var):
+        """A sample z = z_mean + exp(z_log_var / 2) * epsilon, epsilon ~ N(0, I).
+
+        z is a differentiable function of the encoder outputs; the randomness enters only
+        through epsilon (drawn differently on every replica).
+        """
+        epsilon = distribute.normal(ops.shape(z_mean), self.seed_generator)
+        return z_mean + ops.exp(0.5 * z_log_var) * epsilon
+
+    def log_likelihood(self, x, z, training=False):
+        """log p(x|z) of each example, summed over its features."""
+        return self._log_prob(x, self.decoder(z, training=training))
+
+    def loss_terms(self, x, training=False):
+        """Per-example ``(reconstruction_loss, kl_loss)`` with one sample z ~ q(z|x)."""
+        # The encoder gives the approximate posterior; the reparameterization trick samples
+        # it so that gradients flow back into the encoder.
+        z_mean, z_log_var = self._encode(x, training)
+        z = self.reparameterize(z_mean, z_log_var)
+        # -log p(x|z) summed over features, and KL(q(z|x) || N(0, I)) over latent dims.
+        return -self.log_likelihood(x, z, training), kl_divergence(z_mean, z_log_var)
+
+    # The likelihood ----------------------------------------------------------------------------
+
+    @property
+    def is_count_model(self) -> bool:
+        return self.likelihood in COUNT_LIKELIHOODS
+
+    def _encoder_input(self, x):
+        # Counts span orders of magnitude; the encoder sees log1p(counts), as in scVI.
+        return ops.log1p(x) if self.is_count_model else x
+
+    def _library(self, x):
+        """Each cell's total count (its library size), or None for non-count likelihoods."""
+        if not self.is_count_model:
+            return None
+        return ops.sum(ops.cast(x, "float32"), axis=-1, keepdims=True)
+
+    def _log_prob(self, x, outputs):
+        """log p(x|z) of each example, summed over its features, from the decoder outputs."""
+        if self.likelihood == "bernoulli":
+            values = likelihoods.bernoulli(x, outputs)
+        elif self.likelihood == "gaussian":
+            log_variance = ops.maximum(self.log_variance, MIN_LOG_VARIANCE)
+            values = likelihoods.gaussian(x, outputs, log_variance)
+        else:
+            # The observed library size of each cell scales the decoded gene shares.
+            values = self._count_log_likelihood(x, outputs, self._library(x))
+        return ops.sum(ops.reshape(values, (ops.shape(values)[0], -1)), axis=-1)
+
+    def _count_log_likelihood(self, x, outputs, library):
+        scale = outputs[0] if self.likelihood == "zinb" else outputs
+        mu = library * scale
+        if self.likelihood == "poisson":
+            return likelihoods.poisson(x, mu)
+        theta = ops.exp(self.log_theta)
+        if self.likelihood == "nb":
+            return likelihoods.negative_binomial(x, mu, theta)
+        return likelihoods.zero_inflated_negative_binomial(x, mu, theta, outputs[1])
+
+    # Training ----------------------------------------------------------------------------------
+
+    def train_step(self, data):
+        # The batch after its checks (validate_batch); for a ConditionalVAE, the pair (x, labels).
+        x = self._inputs(data)
+        with tf.GradientTape() as tape:
+            reconstruction_loss, kl_loss = self.loss_terms(x, training=True)
+            # Average the per-example negative ELBO over the (local) batch.
+            loss = ops.mean(reconstruction_loss + self.kl_weight * kl_loss)
+            # Divide by the number of replicas (their gradients are summed) and apply the
+            # mixed-precision loss scale: inside the tape, so the gradients see it.
+            scaled_loss = distribute.scale_loss(loss, self.optimizer)
+        gradients = tape.gradient(scaled_loss, self.trainable_weights)
+        self.optimizer.apply(gradients, self.trainable_weights)
+        return self._update_trackers(loss, reconstruction_loss, kl_loss)
+
+    def test_step(self, data):
+        reconstruction_loss, kl_loss = self.loss_terms(self._inputs(data), training=False)
+        loss = ops.mean(reconstruction_loss + self.kl_weight * kl_loss)
+        return self._update_trackers(loss, reconstruction_loss, kl_loss)
+
+    def _update_trackers(self, loss, reconstruction_loss, kl_loss):
+        self.loss_tracker.update_state(loss)
+        self.reconstruction_loss_tracker.update_state(ops.mean(reconstruction_loss))
+        self.kl_loss_tracker.update_state(ops.mean(kl_loss))
+        return {metric.name: metric.result() for metric in self.metrics}
+
+    def _inputs(self, data):
+        """The examples of a batch as fed to fit/evaluate/predict (:meth:`validate_batch`)."""
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        return self.validate_batch(x)
+
+    # Using the model ---------------------------------------------------------------------------
+
+    def call(self, x, training=False):
+        """The reconstruction of ``x``: the likelihood mean, decoded from the posterior mean."""
+        return self._reconstruction(self._inputs(x), training)
+
+    def _reconstruction(self, x, training=False):
+        z_mean, _ = self._encode(x, training)
+        return self._likelihood_mean(self.decoder(z_mean, training=training), self._library(x))
+
+    def _likelihood_mean(self, outputs, library):
+        """The mean of p(x|z) from the decoder outputs (library: counts per cell, or None)."""
+        if self.likelihood == "bernoulli":
+            return ops.sigmoid(outputs)
+        if self.likelihood == "gaussian":
+            return outputs
+        if self.likelihood == "zinb":
+            scale, dropout_logits = outputs
+            return library * scale * ops.sigmoid(-dropout_logits)
+        return library * outputs
     def loadings(self) -> np.ndarray:
         """The gene loadings of an LDVAE: its decoder weights, shape (n_genes, latent_dim).
 
