@@ -710,7 +710,7 @@ def test_the_total_limit_stops_a_slow_notebook(tmp_path):
 def test_without_the_sandbox_every_report_says_so(tmp_path):
     (report,) = grade([SOLUTION], tmp_path / "out", sandbox=False, calibrate=False, progress=False)
     assert (report["points"], report["sandboxed"]) == (4, False)
-    assert report["warnings"][0].startswith("NOT SANDBOXED (--no-sandbox was given)")
+    assert report["warnings"][0].startswith("NOT SANDBOXED (--no-sandbox was given")
 
 
 # --- real labs: lab 1 forged, lab 2 hanging ------------------------------------------------

@@ -2,17 +2,22 @@
 
 The constants are ceilings. ``course grade`` runs each lab's solution once (cached), measures
 each cell and each exercise's probe, and limits a submission's cell to ``slack`` times the
-matching solution cell plus a floor, never above the ceiling: an infinite loop then costs
+most alike solution cell plus a floor, never above the ceiling: an infinite loop then costs
 seconds, not the 300 s ceiling.
+
+The cache holds timings only: a solution cell is kept as a fingerprint (16-bit hashes of its
+token trigrams, comments left out: enough to find the most alike cell, too little to read the
+cell back), never as its source. Its folder (``~/.cache/course/grading``) is made readable by
+the grading user alone (0700, files 0600) and is hidden from sandboxed kernels.
 """
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import os
 import platform
+import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -26,27 +31,75 @@ PROBE_FLOOR = 10.0
 TOTAL_FLOOR = 120.0
 # A cell or probe that uses a function which already hung in an exercise's probe gets this long.
 HUNG_LIMIT = 5.0
-_MATCH_RATIO = 0.6  # how alike a submission's cell must be to a solution cell to share its limit
+# How alike (Dice coefficient of token trigrams) a submission's cell must be to a solution cell
+# to share its limit.
+_MATCH_RATIO = 0.5
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+_COMMENT = re.compile(r"#[^\n]*")
+
+Fingerprint = tuple[int, ...]
+
+
+def fingerprint(source: str) -> Fingerprint:
+    """A cell's fingerprint: the sorted 16-bit hashes of its token trigrams, comments left out.
+
+    Two cells share most hashes when they share most of their code; the hashes are too few
+    and too short to give the code back.
+    """
+    tokens = _TOKEN.findall(_COMMENT.sub("", source))
+    shingles = {" ".join(tokens[i : i + 3]) for i in range(max(1, len(tokens) - 2))}
+    hashes = {
+        int.from_bytes(hashlib.blake2b(s.encode(), digest_size=2).digest(), "big")
+        for s in shingles
+    }
+    return tuple(sorted(hashes))
+
+
+def likeness(first: Fingerprint, second: Fingerprint) -> float:
+    """How alike two fingerprints are: 2 |common| / (|first| + |second|), from 0 to 1."""
+    if not first or not second:
+        return 0.0
+    return 2 * len(set(first) & set(second)) / (len(first) + len(second))
 
 
 @dataclass(frozen=True)
 class Calibration:
-    """What the solution of a lab took: seconds per code cell (with its source) and per probe."""
+    """What the solution of a lab took: seconds per code cell and per probe.
 
-    cells: tuple[tuple[str, float], ...]
+    Attributes:
+        cells: ``(fingerprint, seconds)`` per code cell. A cell given as its source is
+            fingerprinted at once: the source is never kept (nor cached).
+        probes: seconds per exercise's probe.
+        total: seconds for the whole solution.
+    """
+
+    cells: tuple[tuple[Fingerprint, float], ...]
     probes: dict[str, float]
     total: float
     solution: str = ""
     points: float = 0.0
     max_points: float = 0.0
 
+    def __post_init__(self) -> None:
+        cells = tuple(
+            (fingerprint(cell) if isinstance(cell, str) else tuple(cell), float(seconds))
+            for cell, seconds in self.cells
+        )
+        object.__setattr__(self, "cells", cells)
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
 
     @classmethod
     def from_json(cls, text: str) -> Calibration:
+        """Read a cached calibration; ValueError for one that holds a cell's source."""
         data = json.loads(text)
-        cells = tuple((str(source), float(seconds)) for source, seconds in data["cells"])
+        if any(not isinstance(cell, list) for cell, _ in data["cells"]):
+            raise ValueError("a calibration that holds cell sources (an older cache)")
+        cells = tuple(
+            (tuple(int(value) for value in cell), float(seconds))
+            for cell, seconds in data["cells"]
+        )
         probes = {str(key): float(value) for key, value in data["probes"].items()}
         return cls(
             cells=cells,
@@ -92,11 +145,9 @@ class Limits:
             return self.cell
         if source not in self._matches:
             best, best_ratio = None, _MATCH_RATIO
-            for solution_source, seconds in self.calibration.cells:
-                matcher = difflib.SequenceMatcher(None, source, solution_source, autojunk=False)
-                if matcher.real_quick_ratio() < best_ratio or matcher.quick_ratio() < best_ratio:
-                    continue
-                ratio = matcher.ratio()
+            cell = fingerprint(source)
+            for solution_cell, seconds in self.calibration.cells:
+                ratio = likeness(cell, solution_cell)
                 if ratio >= best_ratio:
                     best, best_ratio = seconds, ratio
             measured = best if best is not None else max(s for _, s in self.calibration.cells)
@@ -140,7 +191,7 @@ class Limits:
 def cache_path(solution: Path, smoke: bool, cache_dir: str | Path | None = None) -> Path:
     """Where the calibration of ``solution`` is cached: keyed by its text, the checks of its lab,
     the mode (smoke or full) and the Python version."""
-    folder = Path(cache_dir) if cache_dir else _default_cache_dir()
+    folder = Path(cache_dir) if cache_dir else default_cache_dir()
     digest = hashlib.sha256()
     digest.update(solution.read_bytes())
     digest.update(f"smoke={smoke} python={platform.python_version()}".encode())
@@ -148,19 +199,29 @@ def cache_path(solution: Path, smoke: bool, cache_dir: str | Path | None = None)
 
 
 def load_cached(path: Path) -> Calibration | None:
+    """The cached calibration at ``path``; None when there is none (an unreadable or older one
+    is deleted)."""
     try:
         return Calibration.from_json(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, KeyError, TypeError):
+    except OSError:
+        return None
+    except (ValueError, KeyError, TypeError):
+        path.unlink(missing_ok=True)
         return None
 
 
 def save_cached(calibration: Calibration, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write a calibration atomically, readable by this user alone (folder 0700, file 0600)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(calibration.to_json(), encoding="utf-8")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(calibration.to_json())
     os.replace(temporary, path)
 
 
-def _default_cache_dir() -> Path:
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/course/grading`` (``~/.cache/course/grading``)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "course" / "grading"

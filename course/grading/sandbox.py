@@ -2,48 +2,67 @@
 
 ``Sandbox.wrap(command)`` turns a kernel command line into::
 
-    unshare --mount --pid --fork --kill-child --mount-proc --propagation private \\
-        python -I sandbox.py CONFIG -- python -m ipykernel_launcher -f CONNECTION_FILE
+    setpriv --pdeathsig KILL -- unshare --mount --pid --net --ipc --uts --fork --kill-child \\
+        --mount-proc --propagation private python -I sandbox.py CONFIG -- KERNEL_COMMAND
 
-Inside the new mount and PID namespaces this file runs as process 1 (still root). It
+Inside the new mount, PID, network, IPC and UTS namespaces this file runs as process 1 (still
+root). It
 
-1. covers every path in ``hide`` with an empty read-only tmpfs (a folder) or ``/dev/null`` (a
-   file): the solutions, the checks (the verdicts), the output folder, the submissions;
-2. gives ``/tmp``, ``/var/tmp`` and ``/dev/shm`` a private tmpfs, and binds the kernel's scratch
-   folder (and the read-only folder of the grader's inputs) back at their own paths;
-3. copies the connection file into the scratch folder for the kernel's user;
-4. forks the kernel: resource limits (address space, processes, CPU time, file size, no core
-   dumps), no supplementary groups, an unprivileged uid and gid, ``no_new_privs``, cwd and
-   ``HOME`` in the scratch folder;
-5. waits for it, reaping orphans, and exits with its status. When process 1 of a PID namespace
+1. joins the kernel's cgroup (``course.grading.cgroups``: CPU weight, memory with tmpfs and
+   shared memory counted, processes), brings the namespace's loopback up (the kernel sees no
+   other interface: no neighbour's port, no host service) and names the host ``sandbox``;
+2. covers every path in ``hide`` with an empty read-only tmpfs (a folder) or ``/dev/null`` (a
+   file): the solutions, the checks (the verdicts), the output folder, the submissions, the
+   repository's other files, the calibration cache;
+3. gives ``/run`` (with ``/run/lock``), ``/tmp``, ``/var/tmp`` and ``/dev/shm`` a private tmpfs,
+   binds the kernel's scratch folder (and the read-only folder of the grader's inputs) back
+   at their own paths, and binds ``binds`` read-only;
+4. copies the connection file into the scratch folder for the kernel's user (the channel is
+   Unix sockets in the scratch folder's private ``channel`` folder, see ``course.grading.session``);
+5. forks the kernel: resource limits (processes, CPU time, file size, no core dumps; the
+   address space only when no cgroup bounds the memory), no supplementary groups, an
+   unprivileged uid and gid, ``no_new_privs``, cwd and ``HOME`` in the scratch folder, and
+   exactly the environment the grader chose (``env``; nothing inherited);
+6. waits for it, reaping orphans, and exits with its status. When process 1 of a PID namespace
    exits the kernel kills every process left in it, so nothing a submission starts (a
-   detached or daemonized process included) outlives its kernel; ``--kill-child`` does the same
-   when the grader kills ``unshare``.
+   detached or daemonized process included) outlives its kernel.
 
-The PID namespace also hides the grader's processes (``/proc`` shows only the sandbox's own).
-The network is NOT isolated (the kernel talks to the grader over TCP on localhost).
+What dies with what: ``setpriv --pdeathsig KILL`` kills ``unshare`` when the grader thread
+that started it dies (even by SIGKILL), ``--kill-child`` then kills process 1, and with it the
+namespace. SysV IPC objects, POSIX message queues and every tmpfs above live in the namespaces,
+so they end with the kernel and no neighbour sees them. The PID namespace also hides the
+grader's processes (``/proc`` shows only the sandbox's own).
 """
 
 from __future__ import annotations
 
 import ctypes
+import errno
+import fcntl
 import json
 import os
 import resource
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
 
-# Sandbox users: slot i (one per parallel job) runs as uid/gid BASE_UID + i. These ids need no
-# entry in /etc/passwd; they only must own nothing else on the machine.
+# Sandbox users: each kernel runs as one uid/gid of BASE_UID .. BASE_UID + UID_COUNT - 1, leased
+# for its lifetime (``course.grading.session``). These ids need no entry in /etc/passwd; they
+# only must own nothing else on the machine.
 BASE_UID = 61000
+UID_COUNT = 256
 GIB = 1024**3
-PRIVATE_TMP = ("/tmp", "/var/tmp", "/dev/shm")
+PRIVATE_TMP = ("/run", "/tmp", "/var/tmp", "/dev/shm")  # /run first: /dev/shm may point into it
+HOSTNAME = "sandbox"
 
 _MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_REMOUNT, _MS_BIND, _MS_REC = 1, 2, 4, 32, 4096, 16384
-_PR_SET_NO_NEW_PRIVS = 38
+_MNT_DETACH = 2
+_PR_SET_PDEATHSIG, _PR_SET_NO_NEW_PRIVS = 1, 38
+_SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
 _availability: dict[str, str | None] = {}
 
 
@@ -61,10 +80,13 @@ class Sandbox:
             before anything is hidden (e.g. a copy of the package without a lab's answers
             over the installed package).
         uid: the unprivileged user (and group) id the kernel runs as.
-        memory_bytes: the kernel's address-space limit (RLIMIT_AS); None for no limit.
+        memory_bytes: the kernel's address-space limit (RLIMIT_AS); None for no limit (its
+            cgroup bounds its memory).
         max_processes: processes and threads of the sandbox user (RLIMIT_NPROC).
         cpu_seconds: CPU time of the kernel (RLIMIT_CPU); None for no limit.
         file_bytes: the largest file the kernel may write (RLIMIT_FSIZE).
+        env: the kernel's whole environment (besides HOME, USER and the like set here).
+        cgroup_procs: the ``cgroup.procs`` files process 1 joins before the kernel starts.
     """
 
     scratch: str
@@ -73,18 +95,25 @@ class Sandbox:
     binds: tuple[tuple[str, str], ...] = ()
     uid: int = BASE_UID
     memory_bytes: int | None = 8 * GIB
-    max_processes: int = 4096
+    max_processes: int = 1024
     cpu_seconds: int | None = None
     file_bytes: int = 2 * GIB
     env: dict[str, str] = field(default_factory=dict)
+    cgroup_procs: tuple[str, ...] = ()
 
     def wrap(self, command: list[str]) -> list[str]:
         """The command line that runs ``command`` (a kernel) inside this sandbox."""
-        unshare = shutil.which("unshare") or "unshare"
+        setpriv = shutil.which("setpriv")
+        # Without setpriv a grader killed by SIGKILL leaves the sandbox to its cgroup's reaping.
+        die_with_grader = [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
         return [
-            unshare,
+            *die_with_grader,
+            shutil.which("unshare") or "unshare",
             "--mount",
             "--pid",
+            "--net",
+            "--ipc",
+            "--uts",
             "--fork",
             "--kill-child",
             "--mount-proc",
@@ -115,7 +144,8 @@ def _probe_availability() -> str | None:
         return "the `unshare` command (util-linux) is missing"
     try:
         trial = subprocess.run(
-            ["unshare", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc", "true"],
+            ["unshare", "--mount", "--pid", "--net", "--ipc", "--uts", "--fork", "--kill-child",
+             "--mount-proc", "true"],
             capture_output=True,
             timeout=30,
         )
@@ -125,6 +155,31 @@ def _probe_availability() -> str | None:
         detail = trial.stderr.decode(errors="replace").strip().splitlines()
         return f"`unshare` cannot create namespaces here: {detail[-1] if detail else 'error'}"
     return None
+
+
+def mount_scratch(path: str, size_bytes: int, uid: int) -> None:
+    """Mount a tmpfs of ``size_bytes`` owned by ``uid`` (mode 0700) at ``path``: a kernel that
+    fills its scratch folder fills only this (its pages count in the kernel's memory cgroup)."""
+    options = f"size={size_bytes},mode=0700,uid={uid},gid={uid}"
+    _mount("tmpfs", path, "tmpfs", _MS_NOSUID | _MS_NODEV, options)
+
+
+def unmount(path: str) -> None:
+    """Detach the file system mounted at ``path`` (nothing when none is)."""
+    if _libc().umount2(path.encode(), _MNT_DETACH) != 0:
+        error = ctypes.get_errno()
+        if error not in (errno.EINVAL, errno.ENOENT):
+            raise OSError(error, f"umount {path}: {os.strerror(error)}")
+
+
+def die_with_parent() -> None:
+    """Have this process killed (SIGKILL) when the thread that started it ends: a grading
+    worker whose grader is killed goes too, and takes its sandboxes with it."""
+    parent = os.getppid()
+    if _libc().prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent:  # the parent died before the call
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 # --- process 1 inside the namespaces (runs as a script: standard library only) -----------
@@ -156,15 +211,38 @@ def _hide(path: str) -> None:
         _mount("/dev/null", path, None, _MS_BIND)
 
 
+def _join_cgroups(config: dict) -> None:
+    """Move this process (and so the kernel it forks) into the kernel's cgroups."""
+    for path in config["cgroup_procs"]:
+        with open(path, "w") as procs:
+            procs.write("0")
+
+
+def _set_up_network() -> None:
+    """Bring up the loopback of the new network namespace (its only interface) and name the
+    host of the new UTS namespace."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        request = struct.pack("16sh22x", b"lo", 0)
+        flags = struct.unpack("16sh22x", fcntl.ioctl(probe, _SIOCGIFFLAGS, request))[1]
+        fcntl.ioctl(probe, _SIOCSIFFLAGS, struct.pack("16sh22x", b"lo", flags | _IFF_UP))
+    socket.sethostname(HOSTNAME)
+
+
 def _set_up_filesystem(config: dict) -> None:
-    """Private temporary folders; folders the kernel's user could not reach made reachable (and
-    nothing else beside them: e.g. a Python installed under root's home); read-only binds;
-    hidden paths last."""
+    """Private /run and temporary folders; folders the kernel's user could not reach made
+    reachable (and nothing else beside them: e.g. a Python installed under root's home);
+    read-only binds; hidden paths last."""
     os.umask(0o022)
     handles = {path: os.open(path, os.O_RDONLY | os.O_DIRECTORY) for path in config["expose"]}
     for path in PRIVATE_TMP:
+        if os.path.islink(path):  # e.g. /dev/shm -> /run/shm, gone with the old /run
+            os.makedirs(os.path.realpath(path), exist_ok=True)
         if os.path.isdir(path):
-            _mount("tmpfs", path, "tmpfs", _MS_NOSUID | _MS_NODEV, "mode=1777,size=1g")
+            mode = "0755" if path == "/run" else "1777"
+            _mount("tmpfs", path, "tmpfs", _MS_NOSUID | _MS_NODEV, f"mode={mode},size=1g")
+        if path == "/run":  # /var/lock points at /run/lock
+            os.mkdir("/run/lock", 0o1777)
+            os.chmod("/run/lock", 0o1777)
     covered: set[str] = set()
     for path in config["expose"]:
         for ancestor in _ancestors(path):
@@ -234,12 +312,7 @@ def _become_the_kernel(command: list[str], config: dict) -> None:
     os.umask(0o077)
     os.chdir(config["scratch"])
     home = config["scratch"]
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("JPY_", "JUPYTER_", "SUDO_"))
-    }
-    env.update(config["env"])
+    env = dict(config["env"])
     env.update(
         HOME=home,
         USER="student",
@@ -255,6 +328,8 @@ def _become_the_kernel(command: list[str], config: dict) -> None:
 def _serve_as_init(config: dict, command: list[str]) -> int:
     """Process 1: set up, fork the kernel, wait for it (reaping orphans), return its status."""
     connection = _read_connection_file(command)
+    _join_cgroups(config)
+    _set_up_network()
     _set_up_filesystem(config)
     command = _private_connection_file(command, connection, config)
     # The grader interrupts the whole process group, so the kernel gets SIGINT directly; this

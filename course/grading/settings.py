@@ -1,33 +1,56 @@
 """What a grading run allows its kernels: smoke mode, the sandbox (or why not), what it hides.
 
 ``make_settings`` decides once per run whether kernels are sandboxed (root on Linux with
-namespaces) and which paths the sandbox hides: the solutions, the checks (verdicts), the
-repository around the package (its ``.git`` and ``tests/``), the output folder and the
-submission folders, all but what a kernel needs to run.
+namespaces), whether each gets a cgroup (``course.grading.cgroups``; without one a warning
+says that only per-process limits hold), and which paths the sandbox hides: the solutions, the
+checks (verdicts), the repository around the package (its ``.git``, ``tests/``,
+``solutions/`` and every other file but the package), the output folder, the submission
+folders and the calibration cache. Locations are real ones (symbolic links resolved), found
+from the package itself: a ``PYTHONPATH`` naming the repository (or a folder above it) does not
+make it visible.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from course.grading import cgroups
+from course.grading.limits import default_cache_dir
 from course.grading.registry import DEFAULT_CHECKS_PACKAGE
 from course.grading.sandbox import GIB, unavailable_reason
 
 
 @dataclass(frozen=True)
 class Settings:
-    """How kernels run: smoke mode, the sandbox (or why not), what it hides, memory."""
+    """How kernels run.
+
+    Attributes:
+        smoke: run with ``COURSE_SMOKE=1``.
+        sandbox: whether kernels are sandboxed; ``unsandboxed_reason`` says why not.
+        hide: the paths a sandboxed kernel sees empty.
+        memory_bytes: each kernel's memory (its cgroup's limit, tmpfs and shared memory
+            included; the address space where there is no cgroup); None for no limit.
+        scratch_bytes: the size of each kernel's scratch folder (a tmpfs); None: a plain folder.
+        cgroups: whether each sandboxed kernel gets a cgroup (CPU weight, memory, processes).
+        warnings: what this run does not guarantee that it normally would (for the reports).
+        slot: the worker's number: where it starts looking for a free sandbox uid.
+        binds: ``(source, target)`` pairs bound read-only in the sandbox.
+    """
 
     smoke: bool = True
     sandbox: bool = True
     unsandboxed_reason: str = ""
     hide: tuple[str, ...] = ()
     memory_bytes: int | None = 8 * GIB
+    scratch_bytes: int | None = 2 * GIB
+    cgroups: bool = False
+    warnings: tuple[str, ...] = ()
     slot: int = 0
-    binds: tuple[tuple[str, str], ...] = ()  # (source, target): bound read-only in the sandbox
+    binds: tuple[tuple[str, str], ...] = ()
 
 
 def make_settings(
@@ -37,18 +60,38 @@ def make_settings(
     out_dir: Path,
     submissions: list[Path],
     solutions_dir: Path | None,
+    cache_dir: Path | None = None,
 ) -> Settings:
+    """Decide how this run's kernels run; print a warning for each guarantee that is missing.
+
+    Raises:
+        ValueError: ``sandbox`` is True and the machine cannot sandbox kernels.
+    """
     reason = unavailable_reason() if sandbox is not False else "--no-sandbox was given"
     if sandbox is True and reason:
         raise ValueError(f"cannot sandbox the kernels: {reason}")
+    if reason and os.geteuid() == 0:
+        reason += "; the kernel runs as root (uid 0)"
     if reason:
-        print(
-            f"WARNING: grading WITHOUT a sandbox ({reason}): student code can read the "
-            "solutions and write anywhere this user can. Every report says so.",
-            file=sys.stderr,
-            flush=True,
+        _warn(
+            f"grading WITHOUT a sandbox ({reason}): student code can read the "
+            "solutions and write anywhere this user can. Every report says so."
         )
-    hide = hidden_paths(out_dir, submissions, solutions_dir) if not reason else ()
+    warnings = []
+    no_cgroups = None if reason else cgroups.unavailable_reason()
+    if no_cgroups:
+        warnings.append(
+            f"no cgroup per kernel ({no_cgroups}): CPU is shared by weight of process, not of "
+            "kernel, and memory is bounded per process (address space), tmpfs not counted"
+        )
+        _warn(warnings[-1])
+    if not reason and shutil.which("setpriv") is None:
+        warnings.append(
+            "`setpriv` (util-linux) is missing: kernels of a grader killed by SIGKILL run on "
+            "until the next grading run reaps them"
+        )
+        _warn(warnings[-1])
+    hide = () if reason else hidden_paths(out_dir, submissions, solutions_dir, cache_dir)
     memory = int(memory_gb * GIB) if memory_gb else None
     return Settings(
         smoke=smoke,
@@ -56,35 +99,45 @@ def make_settings(
         unsandboxed_reason=reason or "",
         hide=hide,
         memory_bytes=memory,
+        cgroups=not reason and not no_cgroups,
+        warnings=tuple(warnings),
     )
 
 
-def hidden_paths(out_dir: Path, submissions: list[Path], solutions_dir: Path | None) -> tuple:
+def _warn(message: str) -> None:
+    print(f"WARNING: {message}", file=sys.stderr, flush=True)
+
+
+def hidden_paths(
+    out_dir: Path,
+    submissions: list[Path],
+    solutions_dir: Path | None,
+    cache_dir: Path | None = None,
+) -> tuple:
     """What the kernel must not see: the solutions, the checks, the output folder, the
-    submission folders and the course's repository (its tests hold mistakes and hints, its
-    ``.git`` every solution), all but what the kernel needs to run (Python, its packages, the
-    ``course`` package without its checks, the PYTHONPATH)."""
+    submission folders, the calibration cache and the course's repository (its tests hold
+    mistakes and hints, its ``.git`` every solution), all but what the kernel needs to run
+    (Python, its packages, the ``course`` package without its checks, PYTHONPATH entries
+    that lie outside the repository or inside it, never the repository itself or above)."""
     import importlib.util
     import site
 
     import course
 
     package_dir = Path(course.__file__).resolve().parent
+    repository = package_dir.parent
     needed = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, *site.getsitepackages())}
     needed.add(package_dir)
-    needed |= {
-        Path(entry).resolve()
-        for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep)
-        if entry
-    }
+    needed |= {path for path in _python_path() if not repository.is_relative_to(path)}
     hide: list[Path] = []
-    repository = package_dir.parent
     if (repository / ".git").exists() or (repository / "pyproject.toml").exists():
         hide += _all_but(repository, needed)
     for folder in [out_dir] + [s if s.is_dir() else s.parent for s in submissions]:
         hide += _all_but(folder.resolve(), needed)
     if solutions_dir is not None:
         hide.append(solutions_dir.resolve())
+    caches = {default_cache_dir().parent, Path(cache_dir) if cache_dir else None} - {None}
+    hide += [cache.resolve() for cache in caches]
     for package in {DEFAULT_CHECKS_PACKAGE, os.environ.get("COURSE_CHECKS_PACKAGE") or ""} - {""}:
         try:
             spec = importlib.util.find_spec(package)
@@ -93,6 +146,12 @@ def hidden_paths(out_dir: Path, submissions: list[Path], solutions_dir: Path | N
         for location in (spec.submodule_search_locations or []) if spec else []:
             hide.append(Path(location).resolve())
     return tuple(dict.fromkeys(str(path) for path in hide if path.exists()))
+
+
+def _python_path() -> list[Path]:
+    """The folders of ``PYTHONPATH``, symbolic links resolved."""
+    entries = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    return [Path(entry).resolve() for entry in entries if entry]
 
 
 def _all_but(folder: Path, needed: set[Path]) -> list[Path]:
@@ -124,13 +183,14 @@ def solutions_dir_for(solutions: str | Path | None) -> Path | None:
 
 
 def runtime_paths() -> tuple[str, ...]:
-    """The folders a kernel needs to read: Python, its packages, ``course``, PYTHONPATH."""
+    """The folders a kernel needs to read: Python, its packages, ``course``, and PYTHONPATH
+    entries other than the repository and the folders above it."""
     import site
 
     import course
 
-    paths = [sys.base_prefix, sys.prefix, *site.getsitepackages()]
-    paths.append(str(Path(course.__file__).resolve().parent))
-    paths += [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    real = [os.path.realpath(p) for p in paths if os.path.isdir(p)]
-    return tuple(dict.fromkeys(real))
+    package_dir = Path(course.__file__).resolve().parent
+    paths = [Path(p).resolve() for p in (sys.base_prefix, sys.prefix, *site.getsitepackages())]
+    paths.append(package_dir)
+    paths += [path for path in _python_path() if not package_dir.parent.is_relative_to(path)]
+    return tuple(dict.fromkeys(str(path) for path in paths if path.is_dir()))
