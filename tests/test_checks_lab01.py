@@ -10,6 +10,7 @@ from lab_harness import (
     assert_passes,
     edited_namespace,
     failure_message,
+    grade,
     solution_namespace,
     with_mistake,
 )
@@ -210,6 +211,38 @@ def test_train_step_mistakes_lose_the_points(lab1, mistake):
 def test_the_train_step_template_is_right(lab1):
     source = STEP.format(body=RIGHT_STEP.format(weights="self.trainable_weights"))
     assert_passes("1.4", with_mistake(lab1, source), seeds=[0])
+
+
+def with_loss(source: str) -> dict:
+    """Lab 1's namespace with ``source`` redefining reconstruction_loss in place, so that the
+    solution's train_step calls it (as in a notebook)."""
+    namespace = solution_namespace(1)
+    exec(source, namespace)
+    return namespace
+
+
+@pytest.mark.parametrize("mistake", list(LOSS_MISTAKES) + ["not implemented"])
+def test_a_mistake_in_the_loss_costs_the_loss_alone_not_the_step(lab1, mistake):
+    """1.4 is judged with the student's own reconstruction_loss (1.3)."""
+    body = LOSS_MISTAKES.get(mistake, ("keras.ops.nonexistent",))[0]
+    namespace = with_loss(LOSS.format(body))
+    assert not grade("1.3", namespace).passed
+    if mistake == "not implemented":  # no loss to train with: the step cannot work
+        assert not grade("1.4", namespace).passed
+    else:
+        assert_passes("1.4", namespace, seeds=[0])
+
+
+@pytest.mark.parametrize("mistake", ["mean over genes", "half"])
+def test_a_step_that_ignores_a_wrong_loss_is_judged_with_the_labs_loss(lab1, mistake):
+    """A correct loss written inside the step passes; a wrong one is named precisely."""
+    namespace = with_loss(LOSS.format(LOSS_MISTAKES[mistake][0]))
+    inline = "ops.mean(ops.sum(ops.square(expression - self(expression, training=True)), axis=-1))"
+    body = RIGHT_STEP.format(weights="self.trainable_weights").replace(
+        "reconstruction_loss(expression, self(expression, training=True))", inline)
+    assert_passes("1.4", with_mistake(namespace, STEP.format(body=body)), seeds=[0])
+    assert "averaged over the genes, but reconstruction_loss sums over them" in failure_message(
+        "1.4", with_mistake(lab1, STEP.format(body=TRAIN_STEP_MISTAKES["mean squared error"][0])))
 
 
 @pytest.mark.parametrize("exercise_id", ["1.1", "1.2", "1.3", "1.4"])

@@ -3,7 +3,8 @@
 The verdicts standardize random expression matrices, rebuild the encoder's codes from its
 weights and recompute the loss and one SGD step of a dense autoencoder, then name the usual
 mistakes: statistics over cells instead of genes, no epsilon, a missing activation, a loss
-averaged over the wrong axis.
+averaged over the wrong axis. The training step (1.4) is judged with the student's own loss
+(1.3), so that one mistake in the loss costs 1.3 alone.
 """
 
 from __future__ import annotations
@@ -270,35 +271,87 @@ def train_step_inputs(rng):
     return inputs
 
 
-def _autoencoder_loss(x, weights):
-    """The reconstruction loss of ``x`` through the dense autoencoder with ``weights`` (TF)."""
+def _reconstruct(x, weights):
+    """The dense autoencoder's reconstruction of ``x`` with ``weights`` (TensorFlow)."""
     import tensorflow as tf
 
     hidden = tf.nn.relu(x @ weights[0] + weights[1])
     code = hidden @ weights[2] + weights[3]
     hidden = tf.nn.relu(code @ weights[4] + weights[5])
-    reconstruction = hidden @ weights[6] + weights[7]
-    return tf.reduce_mean(tf.reduce_sum(tf.square(x - reconstruction), axis=-1))
+    return hidden @ weights[6] + weights[7]
+
+
+def _autoencoder_loss(x, weights):
+    """The reconstruction loss of ``x`` through the dense autoencoder with ``weights`` (TF)."""
+    import tensorflow as tf
+
+    return tf.reduce_mean(tf.reduce_sum(tf.square(x - _reconstruct(x, weights)), axis=-1))
+
+
+def _own_loss_step(inputs, outputs, weights):
+    """The student's loss and the SGD step it implies, from the probe's ``own_loss`` and its
+    gradient with respect to the reconstruction (chain rule through the grader's networks);
+    None when the probe could not get them or they are not a usable scalar loss."""
+    import tensorflow as tf
+
+    if not int(outputs.get("own_loss_ok", 0)) or "own_loss_gradient" not in outputs:
+        return None
+    x = np.float64(inputs["expression"])
+    loss = np.asarray(outputs.get("own_loss"), np.float64)
+    gradient = np.asarray(outputs["own_loss_gradient"], np.float64)
+    # A loss of one value per cell or gene: Keras logs its mean and differentiates its sum.
+    if loss.ndim > 1 or gradient.shape != x.shape or not np.isfinite(gradient).all():
+        return None
+    loss = loss.mean()
+    variables = [tf.Variable(weight) for weight in weights]
+    with tf.GradientTape() as tape:
+        reconstruction = _reconstruct(tf.constant(x), variables)
+    gradients = tape.gradient(reconstruction, variables, output_gradients=tf.constant(gradient))
+    rate = float(inputs["learning_rate"])
+    return float(loss), [v.numpy() - rate * g.numpy() for v, g in zip(variables, gradients)]
 
 
 @exercise("1.4", points=3, title="A training step with GradientTape", probe=probes.train_step,
           inputs=train_step_inputs)
 def train_step_verdict(inputs, outputs):
+    """Judged with the student's own reconstruction_loss when it differs from the lab's: a
+    mistake in 1.3 costs 1.3 alone."""
     parts = ("encoder", "decoder")
     before = {part: [np.float64(inputs[f"{part}_{i}"]) for i in range(4)] for part in parts}
+    weights = before["encoder"] + before["decoder"]
     x = np.float64(inputs["expression"])
-    loss, new = gradient_step(lambda weights: _autoencoder_loss(x, weights),
-                              before["encoder"] + before["decoder"],
+    loss, new = gradient_step(lambda variables: _autoencoder_loss(x, variables), weights,
                               float(inputs["learning_rate"]))
+    own = _own_loss_step(inputs, outputs, weights)
+    loss_name = "the reconstruction loss"
     if not int(outputs.get("no_gradients", 0)):
         expect_keys(outputs, ["log_loss"])
         logged = float(outputs["log_loss"])
-        if not np.isclose(logged, loss, rtol=1e-3):
-            if np.isclose(logged, loss / x.shape[1], rtol=1e-3):
-                raise CheckFailed("the loss of your step is averaged over the genes: compute it "
-                                  "with your reconstruction_loss (summed over genes)")
-            raise CheckFailed(f"the loss of your step is {logged:.4g}, but the reconstruction "
-                              f"loss of the batch is {loss:.4g}: reconstruct the batch with "
-                              "self(...) and compute the loss with your reconstruction_loss")
-    expect_training_step(outputs, before, {"encoder": new[:4], "decoder": new[4:]},
-                         "the reconstruction loss")
+        if own and np.isclose(logged, own[0], rtol=1e-3) and _differs(own[1], new):
+            (loss, new), loss_name = own, "your reconstruction_loss"
+        elif not np.isclose(logged, loss, rtol=1e-3):
+            _explain_logged_loss(logged, loss, own, x.shape[1])
+    expect_training_step(outputs, before, {"encoder": new[:4], "decoder": new[4:]}, loss_name)
+
+
+def _differs(weights, reference) -> bool:
+    """Whether two steps' weights differ beyond float32 rounding."""
+    return any(not np.allclose(mine, theirs, rtol=1e-4, atol=1e-7)
+               for mine, theirs in zip(weights, reference))
+
+
+def _explain_logged_loss(logged, loss, own, n_genes):
+    """Raise a hint on why the step's logged loss is neither the lab's loss nor the student's."""
+    if np.isclose(logged, loss / n_genes, rtol=1e-3) and (
+        own is None or np.isclose(own[0], loss, rtol=1e-3)
+    ):
+        raise CheckFailed("the loss of your step is averaged over the genes, but "
+                          "reconstruction_loss sums over them: compute the step's loss with "
+                          "reconstruction_loss(expression, reconstruction)")
+    if own is not None:
+        raise CheckFailed(f"the loss of your step is {logged:.4g}, but your reconstruction_loss "
+                          f"of the batch's reconstruction is {own[0]:.4g}: reconstruct the batch "
+                          "with self(...) and compute the loss with reconstruction_loss")
+    raise CheckFailed(f"the loss of your step is {logged:.4g}, but the reconstruction loss of "
+                      f"the batch is {loss:.4g}: reconstruct the batch with self(...) and "
+                      "compute the loss with your reconstruction_loss")
