@@ -66,9 +66,14 @@ def run_submission(
     entries: list[Exercise],
     limits: Limits,
     settings: Settings,
+    outcome: Outcome | None = None,
 ) -> Outcome:
-    """Run the student's cells in a sandboxed kernel, taking each verdict as soon as it can."""
-    outcome = Outcome()
+    """Run the student's cells in a sandboxed kernel, taking each verdict as soon as it can.
+
+    The verdicts go into ``outcome`` as they are taken (a new one by default), so that a caller
+    who catches an error of the grader itself still holds the verdicts taken before it.
+    """
+    outcome = Outcome() if outcome is None else outcome
     cells = [(index, cell) for index, cell in enumerate(notebook.cells) if is_code(cell)]
     if not cells:
         outcome.status = "not attempted"

@@ -9,8 +9,10 @@ later cells use a function that hung.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,12 @@ from course.grading.dependencies import NameGraph
 from course.grading.registry import Exercise
 
 NOTEBOOK_SUFFIXES = (".py", ".ipynb")
+# What the grader reads of a submission at most (a lab's solution: ~30 KB, ~500 lines; a
+# notebook with its plots: a few MB). Checked before parsing: a cell of 1.5 million lines
+# would cost the grader minutes and gigabytes in parsing alone.
+MAX_NOTEBOOK_BYTES = 16 * 1024**2
+MAX_NOTEBOOK_LINES = 20_000
+MAX_CELL_LINES = 5_000
 # A statement that only calls check("X") or check_all(...): the grader judges outside instead.
 _CHECK_CALL = re.compile(
     r"^(?P<indent>[ \t]*)(?:_\s*=\s*)?check(?:_all)?\([^()\n]*\)[ \t]*;?[ \t]*(?:#.*)?$", re.M
@@ -59,21 +67,97 @@ def find_submissions(submissions: Iterable[str | Path]) -> list[Path]:
 
 
 def read_notebook(path: Path) -> nbformat.NotebookNode:
-    """Read a submission as a notebook, or raise SubmissionError saying why it cannot be."""
+    """Read a submission as a notebook, or raise SubmissionError saying why it cannot be.
+
+    Its size is checked before it is parsed: at most MAX_NOTEBOOK_BYTES, MAX_NOTEBOOK_LINES
+    lines of cells and MAX_CELL_LINES in one cell. A ``.ipynb``'s outputs are dropped unread
+    (they are not graded).
+    """
     shown = report_files.display_path(path.name)
-    if not path.is_file():
-        raise SubmissionError(f"{report_files.display_path(path)} does not exist or is not a file")
     suffix = path.suffix.lower()
     if suffix not in NOTEBOOK_SUFFIXES:
         raise SubmissionError(f"{shown} is not a notebook; submit a .py or .ipynb file")
+    data = _read_capped(path)
     try:
-        if suffix == ".py":
-            return jupytext.reads(path.read_text(encoding="utf-8"), fmt="py:percent")
-        return jupytext.reads(path.read_text(encoding="utf-8"), fmt="ipynb")
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise SubmissionError(f"cannot read {shown} as a notebook: it is not UTF-8 text "
+                              f"({error.reason} at byte {error.start})") from None
+    if suffix == ".py":
+        _check_lines(shown, [text], cells=False)
+    else:
+        text = _without_outputs(shown, text)
+    try:
+        notebook = jupytext.reads(text, fmt="py:percent" if suffix == ".py" else "ipynb")
     except Exception as error:  # jupytext and nbformat raise many kinds
         raise SubmissionError(
             f"cannot read {shown} as a notebook: {type(error).__name__}: {error}"
         ) from None
+    _check_lines(shown, [str(cell.get("source", "")) for cell in notebook.cells])
+    return notebook
+
+
+def _read_capped(path: Path) -> bytes:
+    """The bytes of a regular file of at most MAX_NOTEBOOK_BYTES, else SubmissionError."""
+    shown = report_files.display_path(path)
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        raise SubmissionError(f"{shown} does not exist or is not a file") from None
+    with os.fdopen(descriptor, "rb") as file:
+        info = os.fstat(file.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise SubmissionError(f"{shown} does not exist or is not a file")
+        data = file.read(MAX_NOTEBOOK_BYTES + 1)
+    if len(data) > MAX_NOTEBOOK_BYTES:
+        raise SubmissionError(
+            f"{report_files.display_path(path.name)} is larger than the grader reads "
+            f"({MAX_NOTEBOOK_BYTES // 1024**2} MiB): clear the outputs and remove large data "
+            "from the notebook"
+        )
+    return data
+
+
+def _check_lines(shown: str, sources: list[str], cells: bool = True) -> None:
+    """Refuse a notebook of more than MAX_NOTEBOOK_LINES lines, or (``cells``) a cell of more
+    than MAX_CELL_LINES."""
+    counts = [source.count("\n") + 1 for source in sources]
+    if sum(counts) > MAX_NOTEBOOK_LINES:
+        raise SubmissionError(
+            f"{shown} has {sum(counts):,} lines of cells; the grader reads at most "
+            f"{MAX_NOTEBOOK_LINES:,}: remove pasted data or generated code"
+        )
+    for number, count in enumerate(counts, 1):
+        if cells and count > MAX_CELL_LINES:
+            raise SubmissionError(
+                f"cell {number} of {shown} has {count:,} lines; the grader reads at most "
+                f"{MAX_CELL_LINES:,} in one cell: remove pasted data or generated code"
+            )
+
+
+def _without_outputs(shown: str, text: str) -> str:
+    """A ``.ipynb``'s text with every cell's outputs dropped, after its cells' sizes are
+    checked (``_check_lines``); jupytext then parses only what is graded."""
+    try:
+        notebook = json.loads(text)
+    except ValueError as error:
+        raise SubmissionError(f"cannot read {shown} as a notebook: {error}") from None
+    if not isinstance(notebook, dict):
+        raise SubmissionError(f"cannot read {shown} as a notebook: it is not a JSON object")
+    cells = notebook.get("cells")
+    if not isinstance(cells, list):  # nbformat 3: cells in worksheets; let nbformat judge
+        cells = [c for sheet in notebook.get("worksheets") or [] if isinstance(sheet, dict)
+                 for c in sheet.get("cells") or []]
+    sources = []
+    for cell in cells:
+        if not isinstance(cell, dict):
+            continue
+        source = cell.get("source", cell.get("input", ""))
+        sources.append("".join(map(str, source)) if isinstance(source, list) else str(source))
+        if "outputs" in cell:
+            cell["outputs"] = []
+    _check_lines(shown, sources)
+    return json.dumps(notebook)
 
 
 @dataclass

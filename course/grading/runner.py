@@ -19,11 +19,9 @@ CSV is rebuilt from every report in the output folder (``course.grading.reports`
 from __future__ import annotations
 
 import json
-import multiprocessing
 import sys
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +42,13 @@ from course.grading.plan import SubmissionError, find_submissions, read_notebook
 from course.grading.registry import Exercise, exercises, lab_from_name
 from course.grading.roster import Roster, assign, read_roster
 from course.grading.settings import Settings, make_settings, solutions_dir_for
+from course.grading.workers import grade_in_workers, stop_signals_interrupt
 
 __all__ = ["SubmissionError", "calibrate_lab", "find_submissions", "grade", "grade_submission",
            "write_csv"]
 
 
+@stop_signals_interrupt()  # SIGTERM and SIGHUP clean up like SIGINT
 def grade(
     submissions: Iterable[str | Path],
     out_dir: str | Path,
@@ -175,27 +175,20 @@ def _graded_before(path: Path) -> bool:
 
 def _grade_in_parallel(tasks: list, jobs: int, settings: Settings, finish: Callable) -> None:
     """Grade the ``(path, lab, limits)`` tasks in ``jobs`` spawned processes, each with its
-    own sandbox slot, calling ``finish(index, report)`` as each submission ends."""
-    context = multiprocessing.get_context("spawn")
-    slots = context.Queue()
-    for slot in range(jobs):
-        slots.put(slot)
-    with ProcessPoolExecutor(
-        jobs, mp_context=context, initializer=_take_slot, initargs=(slots,)
-    ) as pool:
-        futures = {
-            pool.submit(_grade_in_worker, path, number, lab_limits, settings): index
-            for index, (path, number, lab_limits) in enumerate(tasks)
-        }
-        for future in as_completed(futures):
-            index = futures[future]
-            try:
-                report = future.result()
-            except Exception as error:  # a worker that died: one error report
-                outcome = Outcome(status="error", message=f"grading failed: {error!r}")
-                path, number = tasks[index][0], tasks[index][1]
-                report = report_files.build_report(path, number, [], outcome, 0.0, settings)
-            finish(index, report)
+    own sandbox slot, calling ``finish(index, report)`` as each submission ends; a worker that
+    dies costs only its own submission (``course.grading.workers``)."""
+
+    def error_report(index: int, message: str) -> dict[str, Any]:
+        path, number = tasks[index][0], tasks[index][1]
+        number = number if number is not None else lab_from_name(path.name)
+        try:
+            entries = exercises(number) if number is not None else []
+        except ValueError:  # a lab without checks: the report says so elsewhere
+            entries = []
+        outcome = Outcome(status="error", message=message)
+        return report_files.build_report(path, number, entries, outcome, 0.0, settings)
+
+    grade_in_workers(tasks, jobs, settings, finish, error_report)
 
 
 def grade_submission(
@@ -211,6 +204,7 @@ def grade_submission(
     started = time.monotonic()
     lab = lab if lab is not None else lab_from_name(path.name)
     entries: list[Exercise] = []
+    outcome = Outcome()
     try:
         if lab is None:
             shown = report_files.display_path(path.name)
@@ -222,12 +216,13 @@ def grade_submission(
             entries = exercises(lab)
         except ValueError as error:
             raise SubmissionError(str(error)) from None
-        outcome = run_submission(read_notebook(path), path, entries, limits, settings)
+        outcome = run_submission(read_notebook(path), path, entries, limits, settings, outcome)
     except SubmissionError as error:
         outcome = Outcome(status="error", message=str(error))
-    except Exception as error:  # one broken submission must not stop the batch
-        outcome = Outcome(
-            status="error", message=f"grading failed: {type(error).__name__}: {error}"
+    except Exception as error:  # an error of the grader costs this submission only
+        outcome.status = "error"
+        outcome.message = f"grading failed: {type(error).__name__}: {str(error)[:300]}" + (
+            "; the verdicts taken before it are kept" if outcome.results else ""
         )
     elapsed = time.monotonic() - started
     return report_files.build_report(path, lab, entries, outcome, elapsed, settings, limits)
@@ -310,16 +305,3 @@ def _expected_calibration(solution: Path, cache_dir) -> str:
     if not times:
         return "one run of the solution; its time is cached afterwards"
     return f"about {times[-1]:.0f} s, as last time"
-
-
-def _grade_in_worker(path, lab, limits, settings) -> dict[str, Any]:
-    from dataclasses import replace
-
-    return grade_submission(path, lab, limits, replace(settings, slot=_SLOT["slot"]))
-
-
-_SLOT = {"slot": 0}
-
-
-def _take_slot(slots) -> None:
-    _SLOT["slot"] = slots.get()
