@@ -8,7 +8,15 @@
 #
 # *Instructors: edit `solutions/01_keras_basics.py` instead and run `course labs build`, which
 # never replaces a lab that has been edited.*
-# <!-- generated from solutions/01_keras_basics.py by `course labs build`; fingerprint 190c5d1c0e17ff12 -->
+# <!-- generated from solutions/01_keras_basics.py by `course labs build`; fingerprint bde116b442768236 -->
+
+# %%
+# TensorFlow prints start-up lines (CUDA, oneDNN) that are no concern of this lab: start it
+# quietly, before anything else imports it.
+from course import import_tensorflow_quietly
+
+import_tensorflow_quietly()
+
 # %% [markdown]
 # # Lab 1: Keras and TensorFlow for expression data
 #

@@ -8,7 +8,15 @@
 #
 # *Instructors: edit `solutions/02_vae_mnist.py` instead and run `course labs build`, which
 # never replaces a lab that has been edited.*
-# <!-- generated from solutions/02_vae_mnist.py by `course labs build`; fingerprint ed5c55e8e61deefe -->
+# <!-- generated from solutions/02_vae_mnist.py by `course labs build`; fingerprint f5a9a502a16d2ebd -->
+
+# %%
+# TensorFlow prints start-up lines (CUDA, oneDNN) that are no concern of this lab: start it
+# quietly, before anything else imports it.
+from course import import_tensorflow_quietly
+
+import_tensorflow_quietly()
+
 # %% [markdown]
 # # Lab 2: a variational autoencoder for handwritten digits
 #

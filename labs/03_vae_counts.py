@@ -8,7 +8,15 @@
 #
 # *Instructors: edit `solutions/03_vae_counts.py` instead and run `course labs build`, which
 # never replaces a lab that has been edited.*
-# <!-- generated from solutions/03_vae_counts.py by `course labs build`; fingerprint f75baf6c03da396a -->
+# <!-- generated from solutions/03_vae_counts.py by `course labs build`; fingerprint 0481b1c9adf40ccb -->
+
+# %%
+# TensorFlow prints start-up lines (CUDA, oneDNN) that are no concern of this lab: start it
+# quietly, before anything else imports it.
+from course import import_tensorflow_quietly
+
+import_tensorflow_quietly()
+
 # %% [markdown]
 # # Lab 3: a VAE for single-cell counts
 #

@@ -8,7 +8,15 @@
 #
 # *Instructors: edit `solutions/04_gans_mnist.py` instead and run `course labs build`, which
 # never replaces a lab that has been edited.*
-# <!-- generated from solutions/04_gans_mnist.py by `course labs build`; fingerprint 693ec828b576439c -->
+# <!-- generated from solutions/04_gans_mnist.py by `course labs build`; fingerprint a0dce07656b9f227 -->
+
+# %%
+# TensorFlow prints start-up lines (CUDA, oneDNN) that are no concern of this lab: start it
+# quietly, before anything else imports it.
+from course import import_tensorflow_quietly
+
+import_tensorflow_quietly()
+
 # %% [markdown]
 # # Lab 4: Generative adversarial networks on MNIST
 #

@@ -8,7 +8,15 @@
 #
 # *Instructors: edit `solutions/05_landmark_genes.py` instead and run `course labs build`, which
 # never replaces a lab that has been edited.*
-# <!-- generated from solutions/05_landmark_genes.py by `course labs build`; fingerprint b11ec1bfce731d4d -->
+# <!-- generated from solutions/05_landmark_genes.py by `course labs build`; fingerprint f3084080f120b03c -->
+
+# %%
+# TensorFlow prints start-up lines (CUDA, oneDNN) that are no concern of this lab: start it
+# quietly, before anything else imports it.
+from course import import_tensorflow_quietly
+
+import_tensorflow_quietly()
+
 # %% [markdown]
 # # Lab 5: Inferring target genes from landmark genes
 #

@@ -8,7 +8,15 @@
 #
 # *Instructors: edit `solutions/06_scaling_out.py` instead and run `course labs build`, which
 # never replaces a lab that has been edited.*
-# <!-- generated from solutions/06_scaling_out.py by `course labs build`; fingerprint 65f1b9bc3b1e5c47 -->
+# <!-- generated from solutions/06_scaling_out.py by `course labs build`; fingerprint 1479171c9b31442d -->
+
+# %%
+# TensorFlow prints start-up lines (CUDA, oneDNN) that are no concern of this lab: start it
+# quietly, before anything else imports it.
+from course import import_tensorflow_quietly
+
+import_tensorflow_quietly()
+
 # %% [markdown]
 # # Lab 6: Scaling out with MirroredStrategy
 #

@@ -8,7 +8,15 @@
 #
 # *Instructors: edit `solutions/07_deep_generative_decoder.py` instead and run `course labs build`, which
 # never replaces a lab that has been edited.*
-# <!-- generated from solutions/07_deep_generative_decoder.py by `course labs build`; fingerprint 19fcc88691e53969 -->
+# <!-- generated from solutions/07_deep_generative_decoder.py by `course labs build`; fingerprint ed4b3bead3d61a04 -->
+
+# %%
+# TensorFlow prints start-up lines (CUDA, oneDNN) that are no concern of this lab: start it
+# quietly, before anything else imports it.
+from course import import_tensorflow_quietly
+
+import_tensorflow_quietly()
+
 # %% [markdown]
 # # Lab 7: the Deep Generative Decoder
 #

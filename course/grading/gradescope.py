@@ -266,7 +266,10 @@ def _grade(root: Path, config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _build_wheel(folder: Path) -> Path:
-    """Build a wheel of this package from the source tree it was installed from."""
+    """Build a wheel of this package from a copy of the source tree it was installed from (so
+    that the build leaves nothing in that tree)."""
+    import shutil
+
     import course
 
     source = Path(course.__file__).resolve().parents[1]
@@ -275,18 +278,13 @@ def _build_wheel(folder: Path) -> Path:
             f"no source tree next to the installed package ({source}); build a wheel "
             "(python -m pip wheel --no-deps DIR) and pass it with --package"
         )
-    command = [
-        sys.executable,
-        "-m",
-        "pip",
-        "wheel",
-        "--no-deps",
-        "--no-build-isolation",
-        "--quiet",
-        "--wheel-dir",
-        str(folder),
-        str(source),
-    ]
+    tree = folder / "source"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(source / "course", tree / "course", ignore=ignore)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(source / name, tree / name)
+    command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+               "--quiet", "--wheel-dir", str(folder), str(tree)]
     completed = subprocess.run(command, capture_output=True, text=True)
     wheels = sorted(folder.glob("course-*.whl"))
     if completed.returncode != 0 or not wheels:

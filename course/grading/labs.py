@@ -13,7 +13,10 @@ and ``labs/NN_topic.py`` gets, at the marker's indentation::
     def sample_z(mean, log_var):
         raise NotImplementedError("Exercise 2.1: Sample z with the reparameterization trick.")
 
-Every lab starts with a cell addressed to students, whose last line records a fingerprint of
+Every lab starts with a cell addressed to students, then (in a lab that uses TensorFlow) one
+that starts TensorFlow without its start-up log lines, which would otherwise land in the
+student's first cells. The first cell's last
+line records a fingerprint of
 the text the build wrote. A lab whose text no longer matches its fingerprint has been edited
 (a student's answers, most likely): ``build_labs`` refuses to replace or delete it unless told
 to (``force``), ``check_labs`` reports it as edited rather than out of date, and
@@ -55,6 +58,17 @@ _HEADER = """\
 # never replaces a lab that has been edited.*
 # <!-- generated from {source} by `course labs build`; fingerprint {fingerprint} -->
 """
+# The first code cell of a lab that uses TensorFlow.
+_QUIET = """
+# %%
+# TensorFlow prints start-up lines (CUDA, oneDNN) that are no concern of this lab: start it
+# quietly, before anything else imports it.
+from course import import_tensorflow_quietly
+
+import_tensorflow_quietly()
+
+"""
+_USES_TENSORFLOW = re.compile(r"^\s*(import|from)\s+(keras|tensorflow)\b", re.MULTILINE)
 _FINGERPRINT = re.compile(
     r"^# <!-- generated from \S+ by `course labs build`; fingerprint (?P<value>[0-9a-f]{16}) -->$",
     re.MULTILINE,
@@ -393,6 +407,8 @@ def _add_header(lines: list[str], source: str, markers: list[Marker]) -> str:
     lab = int(match[1]) if match else 0
     first = markers[0].id if markers else f"{lab}.1"
     header = _HEADER.format(lab=lab, first=first, source=source, fingerprint=_UNSET)
+    if any(_USES_TENSORFLOW.search(line) for line in lines):
+        header += _QUIET
     start = 0
     if lines and lines[0] == "# ---":
         start = lines.index("# ---", 1) + 1 if "# ---" in lines[1:] else 0
