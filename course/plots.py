@@ -305,11 +305,35 @@ def reconstructions(vae, x, n: int = 10, title: str = "Originals (top) and recon
     )
 
 
-def interpolation(vae, x_a, x_b, steps: int = 10, title: str = "Latent interpolation"):
-    """Decode evenly spaced points on the line between the latent codes of two images."""
+def interpolation(vae, x_a, x_b, steps: int = 10, labels=("start", "end"),
+                  title: str = "Latent interpolation"):
+    """Decode evenly spaced points on the line between the latent codes of two images.
+
+    The two images stand at the ends, named by ``labels`` (e.g. ``("digit 7", "digit 2")``);
+    under each decoded image is its position t on the line, z = (1 - t) z_start + t z_end.
+    """
     z_a, z_b = vae.encode(np.stack([x_a, x_b]))
-    weights = np.linspace(0.0, 1.0, steps)[:, None]
-    return image_grid(vae.decode((1 - weights) * z_a + weights * z_b), n_cols=steps, title=title)
+    weights = np.linspace(0.0, 1.0, steps)
+    decoded = np.asarray(vae.decode((1 - weights[:, None]) * z_a + weights[:, None] * z_b))
+    images = [np.asarray(x_a), *decoded, np.asarray(x_b)]
+    figure, axes = plt.subplots(1, steps + 2, figsize=(1.0 * (steps + 2) + 0.4, 2.3),
+                                gridspec_kw={"wspace": 0.08})
+    captions = [f"{labels[0]}\n(input)", *[f"t = {t:.2g}" for t in weights],
+                f"{labels[1]}\n(input)"]
+    for index, (axis, image, caption) in enumerate(zip(axes, images, captions)):
+        axis.imshow(np.squeeze(image), cmap="gray_r", vmin=0.0, vmax=1.0)
+        axis.set_xticks([])
+        axis.set_yticks([])
+        axis.set_xlabel(caption, fontsize=8)
+        if index in (0, steps + 1):  # the real images get a frame of their own colour
+            for spine in axis.spines.values():
+                spine.set_edgecolor("tab:blue")
+                spine.set_linewidth(2)
+    figure.suptitle(f"{title}: decoded from {labels[0]} (t = 0) to {labels[1]} (t = 1)")
+    figure.supxlabel("position t on the straight line between the two inputs' latent codes",
+                     fontsize=9)
+    figure.subplots_adjust(left=0.02, right=0.98, top=0.8, bottom=0.3)
+    return figure
 
 
 def samples(vae, n: int = 100, n_cols: int = 10, title: str = "Samples from the prior"):

@@ -325,8 +325,36 @@ def run(
     finally:
         keras.config.set_dtype_policy("float32")
         shutil.rmtree(scratch, ignore_errors=True)
-    print(json.dumps(record, indent=2, default=float))
+    print(summary(record, target))
     return record
+
+
+def summary(record: dict, folder: Path, rows: int = 6) -> str:
+    """A short table of a run's headline metrics and where its files are.
+
+    The headline metrics are the first ``rows`` numbers of ``metrics``, those at its top level
+    first, then those one level down (``group.name``); metrics.json holds them all.
+    """
+    numbers = [(key, value) for key, value in record["metrics"].items() if _is_number(value)]
+    for key, group in record["metrics"].items():
+        if isinstance(group, dict):
+            numbers += [(f"{key}.{name}", value) for name, value in group.items()
+                        if _is_number(value)]
+    numbers = numbers[:rows]
+    data = record["data"]
+    lines = [f"{record['demo']}: {data.get('name', '')} ({data.get('source', '')}), "
+             f"{record['epochs']} epochs, {record['timing']['total_s']:.0f} s"]
+    width = max((len(key) for key, _ in numbers), default=0)
+    lines += [f"  {key:<{width}}  {value:.4g}" for key, value in numbers]
+    figures = sorted(path.name for path in folder.glob("*.png")) if folder.is_dir() else []
+    lines.append(f"All metrics: {folder / 'metrics.json'}")
+    if figures:
+        lines.append(f"Figures in {folder}/: {', '.join(figures)}")
+    return "\n".join(lines)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _move_into_place(scratch: Path, target: Path) -> None:

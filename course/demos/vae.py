@@ -53,7 +53,11 @@ def vae_mnist(run: Run) -> dict:
     run.save_figure(plots.manifold_grid(vae, n=15, span=2.5), "manifold.png")
     run.save_figure(plots.samples(vae, 100), "samples.png")
     run.save_figure(plots.reconstructions(vae, x_test, n=10), "reconstructions.png")
-    run.save_figure(plots.interpolation(vae, x_test[0], x_test[1], steps=10), "interpolation.png")
+    # From the first test digit to the first test digit of another class.
+    other = int(np.flatnonzero(y_test != y_test[0])[0])
+    run.save_figure(plots.interpolation(vae, x_test[0], x_test[other], steps=10,
+                                        labels=(f"digit {y_test[0]}", f"digit {y_test[other]}")),
+                    "interpolation.png")
     run.save_figure(plots.latent_scatter(vae.encode(x_test), y_test,
                                          title="Posterior means of the test digits",
                                          legend_title="digit"), "latent.png")
