@@ -62,3 +62,26 @@ def test_no_tensorflow_line_in_any_cell_of_a_completed_lab(tmp_path, monkeypatch
     assert any("Lab 1: 9/9 points" in text for _, text in texts)  # it ran to the end
     noisy = [(index, text[:200]) for index, text in texts if NOISE.search(text)]
     assert noisy == []
+
+
+def test_course_run_prints_a_few_headline_metrics_and_where_the_rest_is(tmp_path):
+    from course.demos import summary
+
+    (tmp_path / "protocol.png").write_bytes(b"")
+    record = {
+        "demo": "landmark-pbmc", "epochs": 3, "timing": {"total_s": 39.2},
+        "data": {"name": "PBMC", "source": "bundled"},
+        "metrics": {
+            "n_splits": 5,
+            "LandmarkGAN": {"pearson_r": [0.41, 0.02], "rmse": [0.3, 0.01]},
+            "ridge": {"pearson_r": [0.45, 0.01], "rmse": [0.2, 0.01]},
+            "per-gene mean": {"pearson_r": [None, 0.0]},
+        },
+    }
+    lines = summary(record, tmp_path).splitlines()
+    assert lines[0] == "landmark-pbmc: PBMC (bundled), 3 epochs, 39 s"
+    assert [line.split()[0] for line in lines[1:5]] == [
+        "n_splits", "LandmarkGAN.pearson_r", "ridge.pearson_r", "per-gene"]
+    assert "0.41 +- 0.02" in lines[2] and lines[4].endswith("undefined")
+    assert lines[5:] == [f"All metrics: {tmp_path / 'metrics.json'}",
+                         f"Figures in {tmp_path}/: protocol.png"]

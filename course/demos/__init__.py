@@ -332,20 +332,23 @@ def run(
 def summary(record: dict, folder: Path, rows: int = 6) -> str:
     """A short table of a run's headline metrics and where its files are.
 
-    The headline metrics are the first ``rows`` numbers of ``metrics``, those at its top level
-    first, then those one level down (``group.name``); metrics.json holds them all.
+    The headline metrics are the first ``rows`` of: the numbers at the top level of
+    ``metrics``, then the first number of each group one level down (``group.name``: e.g. one
+    metric of every predictor, to compare them); a ``[mean, sd]`` pair counts as a number.
+    metrics.json holds them all.
     """
-    numbers = [(key, value) for key, value in record["metrics"].items() if _is_number(value)]
+    headline = [(key, value) for key, value in record["metrics"].items() if _shown(value)]
     for key, group in record["metrics"].items():
         if isinstance(group, dict):
-            numbers += [(f"{key}.{name}", value) for name, value in group.items()
-                        if _is_number(value)]
-    numbers = numbers[:rows]
+            first = next(((name, value) for name, value in group.items() if _shown(value)), None)
+            if first:
+                headline.append((f"{key}.{first[0]}", first[1]))
+    headline = headline[:rows]
     data = record["data"]
     lines = [f"{record['demo']}: {data.get('name', '')} ({data.get('source', '')}), "
              f"{record['epochs']} epochs, {record['timing']['total_s']:.0f} s"]
-    width = max((len(key) for key, _ in numbers), default=0)
-    lines += [f"  {key:<{width}}  {value:.4g}" for key, value in numbers]
+    width = max((len(key) for key, _ in headline), default=0)
+    lines += [f"  {key:<{width}}  {_format_metric(value)}" for key, value in headline]
     figures = sorted(path.name for path in folder.glob("*.png")) if folder.is_dir() else []
     lines.append(f"All metrics: {folder / 'metrics.json'}")
     if figures:
@@ -355,6 +358,19 @@ def summary(record: dict, folder: Path, rows: int = 6) -> str:
 
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _shown(value) -> bool:
+    """A number, or a ``[mean, sd]`` pair of numbers (the mean may be None: undefined)."""
+    if isinstance(value, list) and len(value) == 2:
+        return (value[0] is None or _is_number(value[0])) and _is_number(value[1])
+    return _is_number(value)
+
+
+def _format_metric(value) -> str:
+    if isinstance(value, list):
+        return "undefined" if value[0] is None else f"{value[0]:.4g} +- {value[1]:.2g}"
+    return f"{value:.4g}"
 
 
 def _move_into_place(scratch: Path, target: Path) -> None:
