@@ -246,7 +246,7 @@ def test_the_class_report_is_one_self_contained_escaped_page(two_labs, tmp_path)
     assert page.count('src="data:image/png;base64,') == 2
     assert "<script" not in page and "http://" not in page and "https://" not in page
     assert "&lt;b&gt;bold&lt;/b&gt;" in page and "<b>bold</b>" not in page
-    assert "5 submissions, 1 students without a submission, mean score" in page
+    assert "5 submissions, 1 student without a submission, mean score" in page
     # hints that differ only in their numbers count as one, shown by their most frequent wording
     assert re.search(r"<td>3</td><td>1\.3</td><td>the loss is \d\.5", page)
     slowest = re.findall(r"<tr><td>([\d.]+)</td><td>([^<]+)</td>", page.split("Slowest")[1])

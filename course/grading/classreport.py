@@ -67,8 +67,8 @@ def _lab_section(lab: int | None, reports: list[dict[str, Any]]) -> str:
     missing = len(reports) - len(submitted)
     name = f"Lab {lab}" if lab is not None else "Submissions of no known lab"
     statuses = Counter(report["status"] for report in submitted)
-    facts = [f"{len(submitted)} submissions"]
-    facts += [f"{missing} students without a submission"] if missing else []
+    facts = [_counted(len(submitted), "submission")]
+    facts += [f"{_counted(missing, 'student')} without a submission"] if missing else []
     facts += [f"{count} {status}" for status, count in sorted(statuses.items()) if status != "ok"]
     if submitted:
         mean = sum(r["points"] for r in submitted) / len(submitted)
@@ -137,6 +137,8 @@ def _scores_png(reports: list[dict[str, Any]]) -> bytes:
     edges = [value - 0.5 for value in range(int(maximum) + 2)]
     axis.hist(points, bins=edges, color="#4c72b0", edgecolor="white")
     axis.set_xlim(-0.5, maximum + 0.5)
+    if maximum <= 20:
+        axis.set_xticks(range(int(maximum) + 1))
     axis.set_xlabel(f"points (out of {maximum:g})")
     axis.set_ylabel("submissions")
     axis.yaxis.get_major_locator().set_params(integer=True)
@@ -155,8 +157,10 @@ def _hints_table(reports: list[dict[str, Any]]) -> str:
                 groups.setdefault(key, Counter())[entry["message"]] += 1
     if not groups:
         return "<p>No exercise lost points.</p>"
-    ranked = sorted(groups.items(), key=lambda item: (-sum(item[1].values()),
-                                                      report_files.exercise_order(item[0][0])))
+    # Most frequent first; at equal counts a mistake before an exercise left undone.
+    ranked = sorted(groups.items(), key=lambda item: (
+        -sum(item[1].values()), item[0][1].startswith("not implemented yet"),
+        report_files.exercise_order(item[0][0])))
     rows = "".join(
         f"<tr><td>{sum(counts.values())}</td><td>{_html(key)}</td>"
         f"<td>{_html(counts.most_common(1)[0][0])}</td></tr>"
@@ -176,6 +180,10 @@ def _slowest_table(reports: list[dict[str, Any]]) -> str:
     )
     return ("<table><thead><tr><th>seconds</th><th>submission</th><th>points</th>"
             f"<th>status</th></tr></thead><tbody>{rows}</tbody></table>")
+
+
+def _counted(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
 def _who(report: dict[str, Any]) -> str:

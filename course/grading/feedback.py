@@ -139,7 +139,10 @@ def secret_lines(solutions_dir: Path | None, lab: int | None) -> frozenset[str]:
     if len(matches) != 1:
         return frozenset()
     solution = matches[0].read_text(encoding="utf-8")
-    shown = {line.strip() for line in make_lab(solution, str(matches[0]))[0].splitlines()}
+    try:
+        shown = {line.strip() for line in make_lab(solution, str(matches[0]))[0].splitlines()}
+    except ValueError:  # misplaced markers: no line can be told from the lab's, hide them all
+        shown = set()
     return frozenset(
         stripped
         for stripped in (line.strip() for line in solution.splitlines())
@@ -239,14 +242,10 @@ def _judged_cells(submission: Path | None, lab: int | None) -> tuple[dict[str, i
 
     try:
         notebook = read_notebook(Path(submission))
-        entries = exercises(lab)
-    except (SubmissionError, ValueError):
+        plan = make_plan(notebook, exercises(lab))
+    except (SubmissionError, ValueError, SyntaxError):  # feedback without cell names, then
         return {}, {}
-    judged_at = {
-        entry.id: index
-        for index, entries_after in make_plan(notebook, entries).after.items()
-        for entry in entries_after
-    }
+    judged_at = {entry.id: index for index, after in plan.after.items() for entry in after}
     labels = {key: cell_label(index, notebook.cells[index]) for key, index in judged_at.items()}
     return judged_at, labels
 

@@ -239,13 +239,13 @@ def rebuild_csv(out_dir: Path) -> Path:
 def reason(report: dict[str, Any]) -> str:
     """Why a report has fewer than all points, in one line ('' when it has them all): the
     grader's message, then every exercise that lost points with its hint (exercises whose hint
-    only repeats that message, or says "not implemented yet", are listed by id)."""
+    only repeats that message, or the stubs of a lab not attempted, are listed by id)."""
     parts = [report["message"]] if report["message"] else []
     failed = [entry for entry in report["exercises"] if not entry["passed"]]
     grouped: dict[str, list[str]] = {}
     for entry in failed:
         message = entry["message"]
-        if message.startswith("not implemented yet"):
+        if report["status"] == "not attempted" and message.startswith("not implemented yet"):
             grouped.setdefault("not implemented yet", []).append(entry["id"])
         elif report["message"] and report["message"] in message:
             grouped.setdefault("no points", []).append(entry["id"])
