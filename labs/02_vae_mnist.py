@@ -8,7 +8,7 @@
 #
 # *Instructors: edit `solutions/02_vae_mnist.py` instead and run `course labs build`, which
 # never replaces a lab that has been edited.*
-# <!-- generated from solutions/02_vae_mnist.py by `course labs build`; fingerprint f5a9a502a16d2ebd -->
+# <!-- generated from solutions/02_vae_mnist.py by `course labs build`; fingerprint ea179149dfb112b3 -->
 
 # %%
 # TensorFlow prints start-up lines (CUDA, oneDNN) that are no concern of this lab: start it
@@ -43,7 +43,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from course import datasets, likelihoods, models, plots
+from course import datasets, likelihoods, plots
 from course.grading import check, check_all
 
 SMOKE = os.environ.get("COURSE_SMOKE") == "1"  # the grader and CI run a tiny version
@@ -276,32 +276,48 @@ plots.image_grid(manifold, n_cols=points_per_side, size=0.5,
                  title="Digits decoded from a grid over [-2, 2]²");
 
 # %% [markdown]
-# ## The effect of beta, with the toolkit's VAE
+# ## The effect of beta
 #
-# `course.models.VAE` is the same model with everything you wrote above inside (read its
-# `train_step` in `course/models/vae.py`). Its `beta` multiplies the KL term:
+# A beta-VAE multiplies the KL term by beta:
 #
 # $$\text{loss} = \text{reconstruction\_loss} + \beta\, \mathrm{KL}.$$
 #
+# Your `DigitVAE` trains one unchanged if its reconstruction term is divided by beta: its loss
+# is then (reconstruction_loss + beta KL) / beta, whose gradients point the same way (and Adam's
+# steps do not depend on the loss's scale). `course.models.VAE(beta=...)` is the same model
+# with everything you wrote above inside (read its `train_step` in `course/models/vae.py`).
+#
 # beta < 1 lets codes spread out and reconstructions sharpen; beta > 1 pulls them towards the
-# prior, blurrier but more regular. With beta = 1 its losses should match your `DigitVAE`.
+# prior, blurrier but more regular. With beta = 1 it is your `DigitVAE`.
 
 # %%
+class BetaDigitVAE(DigitVAE):
+    """Your DigitVAE trained on reconstruction_loss + beta * KL (divided by beta)."""
+
+    def __init__(self, beta, **kwargs):
+        super().__init__(build_encoder(), build_decoder(), **kwargs)
+        self.beta = beta
+
+    def reconstruction_loss(self, images, logits):
+        return super().reconstruction_loss(images, logits) / self.beta
+
+
 betas = [0.2, 1.0, 5.0]
 beta_vaes, beta_histories = {}, {}
 for beta in betas:
-    beta_vaes[beta] = models.VAE(data_shape=(28, 28, 1), latent_dim=LATENT_DIM,
-                                 likelihood="bernoulli", beta=beta, seed=0)
+    keras.utils.set_random_seed(0)
+    beta_vaes[beta] = BetaDigitVAE(beta)
     beta_vaes[beta].compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3))
     beta_histories[beta] = beta_vaes[beta].fit(images, epochs=EPOCHS, batch_size=BATCH_SIZE,
                                                verbose=0).history
-    print(f"beta {beta}: reconstruction loss {beta_histories[beta]['reconstruction_loss'][-1]:.1f},"
+    reconstruction_loss = beta * beta_histories[beta]["reconstruction_loss"][-1]
+    print(f"beta {beta}: reconstruction loss {reconstruction_loss:.1f},"
           f" KL {beta_histories[beta]['kl_loss'][-1]:.2f}")
 
 # %%
 figure, axes = plt.subplots(1, len(betas), figsize=(4.3 * len(betas), 3.8), layout="constrained")
 for axis, beta in zip(axes, betas):
-    codes = beta_vaes[beta].encode(images)
+    codes, _ = beta_vaes[beta].encoder.predict(images, verbose=0)
     points = axis.scatter(codes[:, 0], codes[:, 1], c=digits, cmap="tab10", vmin=-0.5,
                           vmax=9.5, s=3)
     axis.set_title(f"beta = {beta}")
@@ -315,7 +331,7 @@ figure.suptitle("Larger beta pulls the codes towards N(0, I)");
 
 # %%
 originals = images[:10]
-reconstructions = [beta_vaes[beta].reconstruct(originals) for beta in betas]
+reconstructions = [ops.convert_to_numpy(beta_vaes[beta](originals)) for beta in betas]
 plots.image_grid(np.concatenate([originals, *reconstructions]), n_cols=10,
                  row_titles=["original"] + [f"beta {beta}" for beta in betas]);
 

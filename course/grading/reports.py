@@ -171,6 +171,9 @@ def validate(report: Any) -> dict[str, Any]:
     maximum = sum(entry["max_points"] for entry in exercises)
     if not (_close(report.get("points"), total) and _close(report.get("max_points"), maximum)):
         raise InvalidReport("'points' and 'max_points' are not the sums over the exercises")
+    flags = report.get("flags", [])
+    if not isinstance(flags, list) or not all(isinstance(flag, str) for flag in flags):
+        raise InvalidReport("'flags' is not a list of strings")
     return report
 
 
@@ -252,6 +255,8 @@ def reason(report: dict[str, Any]) -> str:
         else:
             parts.append(f"{entry['id']}: {message}")
     parts += [f"{label}: {', '.join(ids)}" for label, ids in grouped.items()]
+    # For the instructor: exercise code that names or copies the package's answer.
+    parts += [f"FLAGGED {flag}" for flag in report.get("flags") or []]
     return "; ".join(parts)
 
 

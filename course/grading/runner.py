@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from course.grading import reports as report_files
+from course.grading.answer_key.copies import settings_for
+from course.grading.answer_key.flags import flags as answer_key_flags
 from course.grading.execution import Outcome, run_submission
 from course.grading.feedback import write_feedback
 from course.grading.limits import (
@@ -204,6 +206,7 @@ def grade_submission(
     started = time.monotonic()
     lab = lab if lab is not None else lab_from_name(path.name)
     entries: list[Exercise] = []
+    flags: list[str] = []
     outcome = Outcome()
     try:
         if lab is None:
@@ -216,7 +219,11 @@ def grade_submission(
             entries = exercises(lab)
         except ValueError as error:
             raise SubmissionError(str(error)) from None
-        outcome = run_submission(read_notebook(path), path, entries, limits, settings, outcome)
+        notebook = read_notebook(path)
+        flags = answer_key_flags(notebook, lab)
+        # The kernel imports a copy of the package whose answers to this lab refuse to run.
+        outcome = run_submission(notebook, path, entries, limits, settings_for(lab, settings),
+                                 outcome)
     except SubmissionError as error:
         outcome = Outcome(status="error", message=str(error))
     except Exception as error:  # an error of the grader costs this submission only
@@ -225,7 +232,8 @@ def grade_submission(
             "; the verdicts taken before it are kept" if outcome.results else ""
         )
     elapsed = time.monotonic() - started
-    return report_files.build_report(path, lab, entries, outcome, elapsed, settings, limits)
+    report = report_files.build_report(path, lab, entries, outcome, elapsed, settings, limits)
+    return report | {"flags": flags}
 
 
 def write_csv(out_dir: str | Path) -> Path:
@@ -247,7 +255,8 @@ def calibrate_lab(
         return cached
     started = time.monotonic()
     entries = exercises(lab)
-    outcome = run_submission(read_notebook(solution), solution, entries, ceilings, settings)
+    lab_settings = settings_for(lab, settings)
+    outcome = run_submission(read_notebook(solution), solution, entries, ceilings, lab_settings)
     calibration = Calibration(
         cells=tuple(outcome.cell_times),
         probes=dict(outcome.probe_times),
