@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 from pathlib import Path
@@ -38,10 +39,12 @@ def giant_cell(lines: int = 1_500_000) -> str:
 
 @pytest.fixture(scope="module")
 def beside_hostile(tmp_path_factory):
-    """Complete demo submissions graded with --jobs 2 beside hostile ones; the reports by name,
-    the output folder and the processes the run left."""
+    """Complete demo submissions graded with --jobs 2 beside hostile ones (unsandboxed, so that
+    a kernel can kill its grading process); the reports by name, the output folder and the
+    temporary folder of the run."""
     folder = tmp_path_factory.mktemp("submissions")
     out = tmp_path_factory.mktemp("grades")
+    private = tmp_path_factory.mktemp("tmp")
     (folder / "complete_99.py").write_text(SOLUTION.read_text())
     # graded first, beside the complete one: its kernel kills the grading process
     (folder / "killer_99.py").write_text(with_cell(KILLS_ITS_WORKER, before_99_3=True))
@@ -50,14 +53,19 @@ def beside_hostile(tmp_path_factory):
     from course.grading.runner import grade
 
     order = ["complete", "killer", "giant", "second"]
-    reports = grade([folder / f"{name}_99.py" for name in order], out, jobs=2, sandbox=False,
-                    calibrate=False, progress=False, feedback=False, total_timeout=120)
-    return by_name(reports), out
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tempfile, "tempdir", str(private))
+        patch.setenv("TMPDIR", str(private))
+        reports = grade([folder / f"{name}_99.py" for name in order], out, jobs=2,
+                        sandbox=False, calibrate=False, progress=False, feedback=False,
+                        total_timeout=120)
+    time.sleep(2)  # a kernel whose worker died notices it
+    return by_name(reports), out, private
 
 
 @pytest.mark.slow
 def test_complete_submissions_keep_full_marks_beside_hostile_ones(beside_hostile):
-    reports, _ = beside_hostile
+    reports = beside_hostile[0]
     for name in ["complete_99", "second_99"]:
         report = reports[name]
         assert (report["status"], report["points"]) == ("ok", report["max_points"]), report
@@ -65,11 +73,13 @@ def test_complete_submissions_keep_full_marks_beside_hostile_ones(beside_hostile
 
 @pytest.mark.slow
 def test_a_worker_killed_twice_costs_only_its_own_submission(beside_hostile):
-    reports, out = beside_hostile
+    reports, out, private = beside_hostile
     killer = reports["killer_99"]
     assert killer["status"] == "error" and killer["message"] == workers.DIED_TWICE
     assert [e["points"] for e in killer["exercises"]] == [0, 0, 0]
     assert len(list(out.glob("*.json"))) == 4
+    assert not list(private.iterdir())  # the dead workers' scratch folders
+    assert not running_with(str(private))  # their kernels
 
 
 @pytest.mark.slow
@@ -193,6 +203,18 @@ def descendants(pid: int) -> set[int]:
         for child in children.get(todo.pop(), []):
             found.add(child)
             todo.append(child)
+    return found
+
+
+def running_with(text: str) -> list[int]:
+    """The live processes whose command line holds ``text``."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if text.encode() in cmdline.read_bytes() and alive(int(cmdline.parent.name)):
+                found.append(int(cmdline.parent.name))
+        except OSError:
+            continue
     return found
 
 

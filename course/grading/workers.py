@@ -19,7 +19,9 @@ import contextlib
 import multiprocessing
 import os
 import queue
+import shutil
 import signal
+import tempfile
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -79,35 +81,52 @@ def grade_in_workers(
     submission that cannot be graded (its worker died twice)."""
     context = multiprocessing.get_context("spawn")
     pending = set(range(len(tasks)))
-    deaths: Counter[int] = Counter()
-    alone: set[int] = set()  # being graded when a pool broke: graded one at a time now
-    while pending:
-        together = sorted(pending - alone)
-        batch = together or [min(pending)]
-        done, started, broken = _run_pool(context, min(jobs, len(batch)), batch, tasks, settings,
-                                          finish)
-        pending -= done
-        if not broken:
-            continue
-        suspects = (started & pending) or (set(batch) & pending)
-        for index in sorted(suspects):
-            deaths[index] += 1
-            if deaths[index] > DEATHS_ALLOWED:
-                finish(index, error_report(index, DIED_TWICE))
-                pending.discard(index)
-            alone.add(index)
+    deaths: Counter[int] = Counter()  # pools that broke while it was being graded
+    waited: Counter[int] = Counter()  # pools that broke while it waited
+    alone: set[int] = set()  # graded one at a time: its worker's death is its own
+    # Unsandboxed kernels leave no lease to reap: a dead worker's scratch folders are in here.
+    scratch = None if settings.sandbox else tempfile.mkdtemp(prefix="course-grade-run-")
+    try:
+        while pending:
+            together = sorted(pending - alone)
+            batch = together or [min(pending)]
+            done, started, broken = _run_pool(context, min(jobs, len(batch)), batch, tasks,
+                                              settings, finish, scratch)
+            pending -= done
+            if not broken:
+                continue
+            suspects = (started & pending) or (set(batch) & pending)
+            for index in sorted(set(batch) & pending - suspects):
+                waited[index] += 1
+                if waited[index] > DEATHS_ALLOWED:  # a start its worker never announced
+                    alone.add(index)
+            for index in sorted(suspects):
+                deaths[index] += 1
+                alone.add(index)
+                if deaths[index] > DEATHS_ALLOWED:
+                    finish(index, error_report(index, DIED_TWICE))
+                    pending.discard(index)
+            if settings.sandbox:  # a dead worker's kernel, cgroup and scratch folder
+                from course.grading.session import reap_stale
+
+                reap_stale()
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _run_pool(context, width: int, batch: list[int], tasks, settings, finish):
-    """Grade ``batch`` in one pool of ``width`` workers. Returns the indices finished, those a
-    worker started, and whether the pool broke."""
+def _run_pool(context, width: int, batch: list[int], tasks, settings, finish, scratch):
+    """Grade ``batch`` in one pool of ``width`` workers (their scratch folders in ``scratch``,
+    when given). Returns the indices finished, those a worker started, and whether the pool
+    broke."""
     slots, started = context.Queue(), context.Queue()
     for slot in range(width):
         slots.put(slot)
     done: set[int] = set()
     broken = False
     pool = ProcessPoolExecutor(
-        width, mp_context=context, initializer=_start_worker, initargs=(slots, started)
+        width, mp_context=context, initializer=_start_worker,
+        initargs=(slots, started, scratch),
     )
     try:
         futures = {
@@ -157,10 +176,13 @@ def _drain(started) -> set[int]:
 _WORKER: dict[str, Any] = {"slot": 0, "started": None, "grading": False, "stopping": False}
 
 
-def _start_worker(slots, started) -> None:
-    """A worker's start: its sandbox slot, and stop signals that unwind a grading in progress
-    (cleaning up its kernel and scratch folder) or end an idle worker at once."""
+def _start_worker(slots, started, scratch: str | None) -> None:
+    """A worker's start: its sandbox slot, where its scratch folders go, and stop signals that
+    unwind a grading in progress (cleaning up its kernel and scratch folder) or end an idle
+    worker at once."""
     _WORKER.update(slot=slots.get(), started=started)
+    if scratch is not None:
+        tempfile.tempdir = scratch
     for number in STOP_SIGNALS:
         signal.signal(number, _stop_worker)
 
