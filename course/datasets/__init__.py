@@ -18,6 +18,9 @@ Use the names below as ``datasets.load_mnist(...)``; each lives in the module of
 - ``sequences``: one-hot DNA with a planted motif.
 - ``landmarks``: the landmark -> target gene split with training-only standardization.
 - ``pipeline``: arrays into a seeded, batched ``tf.data`` pipeline.
+- ``read``: your own data in (10x ``.h5`` or ``mtx`` folder, ``.h5ad``, ``.loom``), sparse.
+- ``prepare``: quality control, highly variable genes and the layout, saying what it removed;
+  ``add_embedding`` (in ``layout``) puts a model's latent space into ``adata.obsm``.
 """
 
 from course.datasets.cache import (
@@ -27,7 +30,7 @@ from course.datasets.cache import (
     network_available,
 )
 from course.datasets.landmarks import LandmarkSplit, landmark_split
-from course.datasets.layout import counts, labels
+from course.datasets.layout import add_embedding, counts, labels
 from course.datasets.mnist import (
     BUNDLED_MNIST_TEST_SIZE,
     MNIST_HASH,
@@ -49,6 +52,8 @@ from course.datasets.pbmc import (
     recover_pbmc68k_counts,
 )
 from course.datasets.pipeline import as_dataset, validate_finite
+from course.datasets.prepare import prepare
+from course.datasets.read import read
 from course.datasets.sequences import DNA_BASES, MOTIF_CONSENSUS, MOTIF_PWM, synthetic_sequences
 from course.datasets.synthetic import synthetic_counts, synthetic_perturbation
 
@@ -68,6 +73,7 @@ __all__ = [
     "BundledDataWarning",
     "DamagedCacheWarning",
     "LandmarkSplit",
+    "add_embedding",
     "as_dataset",
     "validate_finite",
     "counts",
@@ -81,6 +87,8 @@ __all__ = [
     "mnist_source",
     "network_available",
     "pbmc_source",
+    "prepare",
+    "read",
     "recover_pbmc68k_counts",
     "synthetic_counts",
     "synthetic_perturbation",

@@ -65,3 +65,31 @@ def labels(adata, key: str = "cell_type") -> tuple[np.ndarray, list[str]]:
     return categorical.cat.codes.to_numpy().astype(np.int64), [
         str(c) for c in categorical.cat.categories
     ]
+
+
+def add_embedding(adata, model_or_embedding, key: str | None = None, layer: str | None = None):
+    """Put a latent space into ``adata.obsm`` (as scanpy's ``X_pca``, ``X_umap``), in place.
+
+    Args:
+        model_or_embedding: a trained model with ``encode`` (its latent means of ``adata``'s
+            cells: VAE, LDVAE, scGen, DCA) or an array with one row per cell (e.g. a DGD's
+            ``get_representations()``).
+        key: the obsm key; default ``X_<model class name in lower case>``, e.g. ``X_vae``
+            (needed for an array).
+        layer: the layer the model reads (default: its own choice, see ``model_data``).
+
+    Returns:
+        The key written, e.g. "X_vae".
+    """
+    if hasattr(model_or_embedding, "encode"):
+        embedding = model_or_embedding.encode(adata, layer=layer)
+        key = key or f"X_{type(model_or_embedding).__name__.lower()}"
+    else:
+        if key is None:
+            raise ValueError("add_embedding(adata, array) needs key=, e.g. key='X_dgd'.")
+        embedding = np.asarray(model_or_embedding)
+    if embedding.ndim != 2 or embedding.shape[0] != adata.n_obs:
+        raise ValueError(f"The embedding must have one row per cell ({adata.n_obs}), got shape "
+                         f"{embedding.shape}.")
+    adata.obsm[key] = embedding
+    return key

@@ -18,9 +18,8 @@ import numpy as np
 from keras import ops
 
 from course import distribute
-from course.models.base import Configurable, TwoOptimizers
+from course.models.base import CheckedInputs, Configurable, TwoOptimizers
 from course.models.validation import (
-    CheckedInputs,
     assert_batch,
     finite_batch,
     input_arrays,
@@ -80,7 +79,7 @@ class AdversarialModel(TwoOptimizers, Configurable, CheckedInputs, keras.Model):
     def fit(self, x=None, y=None, *args, **kwargs):
         """``keras.Model.fit`` after refusing empty arrays (Keras would run no step, silently)."""
         for array in input_arrays(x, y):
-            require(len(array) > 0, "The training data is empty; pass at least one example.")
+            require(array.shape[0] > 0, "The training data is empty; pass at least one example.")
         return super().fit(x, y, *args, **kwargs)
 
     def validate_batch(self, real_data):

@@ -1,19 +1,36 @@
-"""What every model shares that is not its math: its configuration for saving.
+"""The plumbing of every model, in one room: what is not its math.
 
-Keras saves a model subclass as ``get_config()`` and re-creates it with ``cls(**config)``. Keras
-3.15's automatic config of Model subclasses records the constructor's DEFAULT values, not the
-ones passed (``Model.__new__`` drops the arguments), so a model must say what it was built with.
-:class:`Configurable` does it once for all of them, by a rule each model follows: every argument
-of ``__init__`` is stored as an attribute of the same name.
+- Configuration for saving (:class:`Configurable`). Keras saves a model subclass as
+  ``get_config()`` and re-creates it with ``cls(**config)``. Keras 3.15's automatic config of
+  Model subclasses records the constructor's DEFAULT values, not the ones passed
+  (``Model.__new__`` drops the arguments), so a model must say what it was built with:
+  every argument of ``__init__`` is stored as an attribute of the same name.
+- Two optimizers (:class:`TwoOptimizers`): the compile and config of GANs and the DGD.
+- Checked inputs (:class:`CheckedInputs`): ``fit``, ``evaluate`` and ``predict`` check the
+  data (the checks themselves are in :mod:`course.models.validation`) and read arrays, scipy
+  sparse matrices and AnnData; a sparse matrix is streamed by :func:`sparse_dataset`, dense
+  one batch at a time, so that memory grows with the non-zeros, not with cells x genes.
+- Batches of any size (:func:`in_batches`): the numpy verbs (``encode``, ``decode``, ...).
 """
 
 from __future__ import annotations
 
 import inspect
+import warnings
 
 import keras
+import numpy as np
+import scipy.sparse
+import tensorflow as tf
+from keras import ops
 
 from course import distribute
+from course.models.validation import (
+    input_arrays,
+    input_errors_as_value_errors,
+    require,
+    validate_finite,
+)
 
 
 def constructor_arguments(cls) -> list[str]:
@@ -122,3 +139,240 @@ class TwoOptimizers:
         for name in self.optimizer_names:
             config[name] = keras.saving.deserialize_keras_object(config.pop(name))
         self.compile(**config)
+
+
+# --- Checked inputs: fit, evaluate and predict -------------------------------------------------
+
+
+class CheckedInputs:
+    """Mixin of every model: ``fit``, ``evaluate`` and ``predict`` check their inputs, and take
+    scipy sparse matrices and AnnData as well as arrays.
+
+    In-memory data are checked up front by :meth:`validate_arrays` (NaN and infinite values
+    here; a model overrides it to check more, e.g. raw counts). A ``tf.data`` input is checked
+    batch by batch inside the step, and a failed check comes back as the same ValueError.
+    An AnnData is read as the matrix of ``layer=`` (:func:`anndata_matrix`); a sparse matrix is
+    streamed in batches that are made dense one at a time (:func:`sparse_dataset`).
+
+    ``compile`` defaults to ``jit_compile=False``: Keras' "auto" compiles the step with XLA on
+    a single GPU, and XLA silently drops the in-step checks (``check_numerics``, ``Assert``).
+    """
+
+    def compile(self, *args, jit_compile=False, **kwargs) -> None:
+        if jit_compile == "auto":  # What a saved model's compile config holds.
+            jit_compile = False
+        if jit_compile:
+            warnings.warn(
+                "jit_compile: XLA drops the in-step checks, so a NaN or invalid value in a "
+                "tf.data batch is no longer reported; check the data before training.",
+                stacklevel=2,
+            )
+        super().compile(*args, jit_compile=jit_compile, **kwargs)
+
+    def compile_from_config(self, config: dict) -> None:
+        """Compile a loaded model as it was saved (Keras skips this for any model whose
+        ``compile`` is overridden, and ours is, for its default)."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if getattr(self, "optimizer", None) is not None and self.built:
+            self.optimizer.build(self.trainable_variables)  # Its saved state is loaded next.
+
+    def validate_arrays(self, *values) -> None:
+        for array in input_arrays(*values):
+            validate_finite(array)
+
+    def model_data(self, data, layer: str | None = None):
+        """``data`` with every AnnData in it replaced by the matrix the model reads: its
+        ``layers[layer]``, by default ``layers["counts"]`` for a count model when present,
+        else ``X``."""
+        counts = bool(getattr(self, "is_count_model", False))
+        if isinstance(data, (tuple, list)):
+            return type(data)(self.model_data(part, layer) for part in data)
+        return anndata_matrix(data, layer, counts) if is_anndata(data) else data
+
+    def fit(self, x=None, y=None, *args, validation_data=None, layer=None, **kwargs):
+        x, y = self.model_data((x, y), layer)
+        self.validate_arrays(x, y)
+        seed = getattr(self, "seed", None)
+        if validation_data is not None:
+            validation_data = self.model_data(validation_data, layer)
+            self.validate_arrays(validation_data)
+            validation_data = streamed(validation_data, None, kwargs.get("validation_batch_size")
+                                       or kwargs.get("batch_size"), shuffle=False)[0]
+        x, y = streamed(x, y, kwargs.get("batch_size"), kwargs.get("shuffle", True), seed)
+        if isinstance(x, tf.data.Dataset):
+            require(not kwargs.get("validation_split"),
+                    "validation_split needs arrays: for sparse data or an AnnData pass "
+                    "validation_data=(held-out rows) instead.")
+            kwargs.pop("batch_size", None), kwargs.pop("shuffle", None)
+        with input_errors_as_value_errors():
+            return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, layer=None, **kwargs):
+        x, y = self.model_data((x, y), layer)
+        self.validate_arrays(x, y)
+        x, y = streamed(x, y, kwargs.get("batch_size"), shuffle=False)
+        if isinstance(x, tf.data.Dataset):
+            kwargs.pop("batch_size", None)
+        with input_errors_as_value_errors():
+            return super().evaluate(x, y, *args, **kwargs)
+
+    def predict(self, x, *args, layer=None, **kwargs):
+        x = self.model_data(x, layer)
+        self.validate_arrays(x)
+        x, _ = streamed(x, None, kwargs.get("batch_size"), shuffle=False)
+        if isinstance(x, tf.data.Dataset):
+            kwargs.pop("batch_size", None)
+        with input_errors_as_value_errors():
+            return super().predict(x, *args, **kwargs)
+
+
+# --- Data in: AnnData and scipy sparse matrices, one dense batch at a time --------------------
+
+# Keras' default batch size for arrays; a sparse matrix is batched the same way.
+DEFAULT_BATCH_SIZE = 32
+
+
+def is_anndata(value) -> bool:
+    """True for an AnnData (recognized by its attributes: no import of anndata needed)."""
+    return all(hasattr(value, name) for name in ("X", "obs", "var", "layers", "obsm"))
+
+
+def anndata_matrix(adata, layer: str | None = None, counts: bool = False):
+    """The cells x genes matrix of an AnnData that a model reads (sparse stays sparse).
+
+    Args:
+        layer: the name of a layer; None: ``layers["counts"]`` when ``counts`` (a count model)
+            and the layer exists, else ``X``.
+    """
+    require(not getattr(adata, "isbacked", False),
+            "This AnnData is opened in backed mode (on disk); load it into memory first, e.g. "
+            "anndata.read_h5ad(path) without backed=, or course.datasets.read(path).")
+    if layer is None and counts and "counts" in adata.layers:
+        layer = "counts"
+    if layer is None:
+        require(adata.X is not None, "This AnnData has no X; pass layer= naming the counts.")
+        return adata.X
+    require(layer in adata.layers,
+            f"This AnnData has no layers[{layer!r}] (its layers: "
+            f"{', '.join(map(repr, adata.layers.keys())) or 'none'}). Pass one of them as "
+            "layer=, or layer=None for adata.X.")
+    return adata.layers[layer]
+
+
+def as_matrix(data):
+    """A scipy sparse matrix as it is, anything else as a numpy array."""
+    return data if scipy.sparse.issparse(data) else np.asarray(data)
+
+
+def row_count(matrix) -> int:
+    """The number of rows of an array or a sparse matrix (``len`` fails on the latter)."""
+    return int(matrix.shape[0])
+
+
+def row_sums(matrix) -> np.ndarray:
+    """The sum of each row (each cell's library size), as a 1-D array."""
+    return np.asarray(matrix.sum(axis=-1)).reshape(-1)
+
+
+def dense_rows(matrix, start: int = 0, stop: int | None = None) -> np.ndarray:
+    """Rows ``start:stop`` of an array or a sparse matrix, as a dense numpy array."""
+    rows = matrix[start:stop]
+    return rows.toarray() if scipy.sparse.issparse(rows) else np.asarray(rows)
+
+
+def _row_gatherer(matrix):
+    """A function of a batch of row indices that returns those rows as a dense tensor.
+
+    A sparse matrix is kept in CSR form (values, column indices and row pointers: memory that
+    grows with the non-zeros); a batch gathers its rows' non-zeros and scatters them into a
+    (batch, columns) tensor, the only dense copy.
+    """
+    if not scipy.sparse.issparse(matrix):
+        array = np.asarray(matrix)
+        # Float64 becomes float32, as Keras does for arrays.
+        array = tf.constant(array.astype(np.float32) if array.dtype == np.float64 else array)
+        return lambda rows: tf.gather(array, rows)
+    matrix = scipy.sparse.csr_matrix(matrix)
+    values = tf.constant(matrix.data.astype(np.float32, copy=False))
+    columns = tf.constant(matrix.indices.astype(np.int32, copy=False))
+    pointers = tf.constant(matrix.indptr.astype(np.int64, copy=False))
+    n_columns = int(matrix.shape[1])
+
+    def gather(rows):
+        positions = tf.ragged.range(tf.gather(pointers, rows), tf.gather(pointers, rows + 1))
+        found = positions.flat_values
+        found_columns = tf.cast(tf.gather(columns, found), tf.int64)
+        coordinates = tf.stack([positions.value_rowids(), found_columns], axis=1)
+        shape = tf.stack([tf.shape(rows, out_type=tf.int64)[0], n_columns])
+        # Duplicate entries of a non-canonical CSR matrix are summed, as scipy would.
+        return tf.scatter_nd(coordinates, tf.gather(values, found), shape)
+
+    return gather
+
+
+def sparse_dataset(data, batch_size: int | None = None, shuffle: bool = True,
+                   seed: int | None = None) -> tf.data.Dataset:
+    """A ``tf.data`` pipeline over the rows of ``data``: one matrix or a tuple of them (sparse
+    matrices and arrays with one row per example), in batches made dense one at a time.
+
+    Shuffles the row order on every epoch (seeded: the same ``seed`` gives the same order; None
+    follows TensorFlow's global seed, which ``keras.utils.set_random_seed`` sets).
+    """
+    parts = tf.nest.flatten(data)
+    n = row_count(parts[0])
+    require(n > 0, "The data is empty; pass at least one example.")
+    require(all(row_count(part) == n for part in parts),
+            f"All inputs need one row per example, got {[row_count(p) for p in parts]} rows.")
+    gatherers = [_row_gatherer(part) for part in parts]
+    rows = tf.data.Dataset.range(n)
+    if shuffle:
+        rows = rows.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+    batches = rows.batch(batch_size or DEFAULT_BATCH_SIZE).map(
+        lambda batch: tf.nest.pack_sequence_as(data, [gather(batch) for gather in gatherers]),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return batches.prefetch(tf.data.AUTOTUNE)
+
+
+def streamed(x, y=None, batch_size: int | None = None, shuffle: bool = True,
+             seed: int | None = None):
+    """``(x, y)`` unchanged, or ``(dataset, None)`` when they hold a sparse matrix: then a
+    :func:`sparse_dataset` of ``x`` (or of ``(x, y)``)."""
+    data = x if y is None else (x, y)
+    if not any(scipy.sparse.issparse(part) for part in tf.nest.flatten(data)):
+        return x, y
+    return sparse_dataset(_tuples(data), batch_size, shuffle, seed), None
+
+
+def _tuples(data):
+    """Lists of inputs as tuples (the batches of a pipeline are tuples, as Keras expects)."""
+    return tuple(_tuples(part) for part in data) if isinstance(data, (tuple, list)) else data
+
+
+# --- Batches of any size: numpy in, numpy out -------------------------------------------------
+
+PREDICT_BATCH_SIZE = 512
+
+
+def in_batches(function, arrays, batch_size: int = PREDICT_BATCH_SIZE):
+    """Apply ``function`` to slices of ``arrays`` (arrays or sparse matrices, made dense one
+    slice at a time) and concatenate the (tuple of) numpy results."""
+    results = []
+    for start in range(0, row_count(arrays[0]), batch_size):
+        batch = [ops.convert_to_tensor(dense_rows(array, start, start + batch_size))
+                 for array in arrays]
+        output = function(*batch)
+        results.append(tuple(ops.convert_to_numpy(o) for o in keras.tree.flatten(output)))
+    columns = tuple(np.concatenate(column) for column in zip(*results))
+    return columns if len(columns) > 1 else columns[0]
+
+
+def first_batch(x):
+    """What ``fit()`` statistics are computed on: a sparse matrix whole (its row sums are
+    cheap), else the first in-memory array (of the first batch, for a ``tf.data.Dataset``),
+    or None for other inputs (a generator, a PyDataset)."""
+    if scipy.sparse.issparse(x):
+        return x
+    if isinstance(x, tf.data.Dataset):
+        x = next(iter(x))
+    arrays = input_arrays(x)
+    return arrays[0] if arrays else None

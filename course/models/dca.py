@@ -23,18 +23,18 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import scipy.sparse
 import tensorflow as tf
 from keras import ops
 
 from course import distribute, likelihoods, networks
-from course.models.base import Configurable
-from course.models.vae_arrays import in_batches
+from course.models.base import CheckedInputs, Configurable, as_matrix, in_batches, row_sums
 from course.models.validation import (
-    CheckedInputs,
     at_least,
     input_arrays,
     raw_count_batch,
     require,
+    validated_raw_counts,
 )
 
 # DCA clips the mean to [1e-5, 1e6] and the inverse dispersion to [1e-4, 1e4].
@@ -153,27 +153,30 @@ class DCA(Configurable, CheckedInputs, keras.Model):
         (a tf.data input is checked batch by batch)."""
         return raw_count_batch(x, self.n_genes, empty_cells=False)
 
-    def validate_inputs(self, x) -> np.ndarray:
-        """``x`` as float32 raw counts of shape (n_cells, n_genes), or a clear ValueError."""
-        x = np.asarray(x)
+    is_count_model = True  # An AnnData is read from layers["counts"] when it has one.
+
+    def validate_inputs(self, x, layer: str | None = None):
+        """``x`` as float32 raw counts of shape (n_cells, n_genes) (a sparse matrix stays
+        sparse; an AnnData gives its ``layer``), or a clear ValueError."""
+        x = as_matrix(self.model_data(x, layer))
         if x.ndim != 2 or x.shape[1] != self.n_genes:
             raise ValueError(f"Expected raw counts of shape (n_cells, {self.n_genes}), got "
                              f"{x.shape}. Build DCA(n_genes=...) for your gene count.")
-        likelihoods.validate_counts(x)
-        if np.any(x.sum(axis=1) == 0):
+        x = validated_raw_counts(x)
+        if np.any(row_sums(x) == 0):
             raise ValueError("Some cells have no counts at all; remove them before DCA.")
-        return x.astype(np.float32)
+        return x
 
     def validate_arrays(self, *values) -> None:
         arrays = input_arrays(*values)
         if arrays:
             self.validate_inputs(arrays[0])
 
-    def fit(self, x=None, y=None, **kwargs):
-        """``keras.Model.fit`` on raw counts (an array or a tf.data pipeline of them), after
-        checking them and recording the median library size, each gene's mean normalized count
-        and the means and deviations of the normalized input (over all of the cells; this reads
-        a pipeline once)."""
+    def fit(self, x=None, y=None, layer: str | None = None, **kwargs):
+        """``keras.Model.fit`` on raw counts (an array, a scipy sparse matrix, an AnnData or a
+        tf.data pipeline of them), after checking them and recording the median library size,
+        each gene's mean normalized count and the means and deviations of the normalized input
+        (over all of the cells; this reads a pipeline once)."""
         if isinstance(x, tf.data.Dataset):
             require(x.cardinality() != tf.data.INFINITE_CARDINALITY,
                     "DCA.fit reads the dataset once for its statistics (library sizes, gene "
@@ -181,21 +184,38 @@ class DCA(Configurable, CheckedInputs, keras.Model):
             batches = [keras.utils.unpack_x_y_sample_weight(batch)[0] for batch in x]
             counts = self.validate_inputs(np.concatenate([np.asarray(b) for b in batches]))
         else:
-            counts = x = self.validate_inputs(x)
-        library = counts.sum(axis=1, keepdims=True)
-        self.median_library.assign(float(np.median(library)))
-        normalized = counts / (library / np.median(library))
-        self.log_gene_mean.assign(np.log(normalized.mean(axis=0) + 1e-5))
-        normalized = np.log1p(normalized)
-        self.input_mean.assign(normalized.mean(axis=0))
-        self.input_std.assign(np.maximum(normalized.std(axis=0), 1e-3))
+            counts = x = self.validate_inputs(x, layer)
+        self._record_statistics(counts)
         return super().fit(x, y, **kwargs)
 
-    def denoise(self, x) -> np.ndarray:
-        """The denoised expected counts ``mu`` of each cell and gene (numpy): the imputation."""
-        return in_batches(lambda batch: self.zinb_parameters(batch)[0], [self.validate_inputs(x)])
+    def _record_statistics(self, counts) -> None:
+        """The median library size, each gene's log mean normalized count, and the mean and
+        deviation of each gene's log1p normalized count (sparse stays sparse: log1p(0) = 0)."""
+        library = row_sums(counts)
+        median = float(np.median(library))
+        self.median_library.assign(median)
+        size_factors = (library / median).reshape(-1, 1)
+        if scipy.sparse.issparse(counts):
+            normalized = scipy.sparse.csr_matrix(counts.multiply(1.0 / size_factors))
+            logged = normalized.log1p()
+            mean = np.asarray(logged.mean(axis=0)).reshape(-1)
+            variance = np.asarray(logged.multiply(logged).mean(axis=0)).reshape(-1) - mean**2
+            gene_mean = np.asarray(normalized.mean(axis=0)).reshape(-1)
+        else:
+            normalized = counts / size_factors
+            logged = np.log1p(normalized)
+            mean, variance, gene_mean = logged.mean(axis=0), logged.var(axis=0), \
+                normalized.mean(axis=0)
+        self.log_gene_mean.assign(np.log(gene_mean + 1e-5))
+        self.input_mean.assign(mean)
+        self.input_std.assign(np.maximum(np.sqrt(np.maximum(variance, 0.0)), 1e-3))
 
-    def encode(self, x) -> np.ndarray:
+    def denoise(self, x, layer: str | None = None) -> np.ndarray:
+        """The denoised expected counts ``mu`` of each cell and gene (numpy): the imputation."""
+        return in_batches(lambda batch: self.zinb_parameters(batch)[0],
+                          [self.validate_inputs(x, layer)])
+
+    def encode(self, x, layer: str | None = None) -> np.ndarray:
         """The bottleneck code of each cell (numpy)."""
         return in_batches(lambda batch: self.encoder(self._normalize(batch)),
-                           [self.validate_inputs(x)])
+                          [self.validate_inputs(x, layer)])

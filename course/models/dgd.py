@@ -37,15 +37,22 @@ import tensorflow_probability as tfp
 from keras import ops
 
 from course import distribute, likelihoods, networks
-from course.models.base import Configurable
-from course.models.validation import (
+from course.models.base import (
     CheckedInputs,
+    Configurable,
+    as_matrix,
+    dense_rows,
+    row_count,
+    row_sums,
+)
+from course.models.validation import (
     assert_batch,
     at_least,
     input_arrays,
     raw_count_batch,
     require,
     split_pair,
+    validated_raw_counts,
 )
 
 tfd = tfp.distributions
@@ -276,7 +283,9 @@ class DGD(Configurable, CheckedInputs, keras.Model):
         ``fit(counts)`` with one row per training cell, in order, adds the indices itself. A
         ``tf.data.Dataset`` of ``(counts, cell_indices)`` batches is checked batch by batch.
         Also records the median library size of the (checked) cells as :meth:`decode`'s default.
+        Counts may be a scipy sparse matrix or an AnnData (``layer=``; default its "counts").
         """
+        x, y = self.model_data((x, y), kwargs.pop("layer", None))
         if isinstance(x, tf.data.Dataset):
             # An out-of-range index would fail deep inside the step (or, on a GPU, silently
             # gather zeros): check every batch of a finite dataset, the first of an endless one.
@@ -288,14 +297,14 @@ class DGD(Configurable, CheckedInputs, keras.Model):
                 x = (x, self._all_cell_indices(x))
             x = self.validate_inputs(*split_batch((x, y) if y is not None else (x,)))
             counts, y = x[0], None
-        self.library_size.assign(float(np.median(counts.sum(axis=-1))))
+        self.library_size.assign(float(np.median(row_sums(counts))))
         return super().fit(x, y, **kwargs)
 
     def _all_cell_indices(self, counts) -> np.ndarray:
-        if len(counts) != self.n_cells:
+        if row_count(counts) != self.n_cells:
             raise ValueError(
                 f"fit(counts) needs one row per training cell ({self.n_cells}), got "
-                f"{len(counts)}; to train on some cells pass fit((counts, cell_indices))."
+                f"{row_count(counts)}; to train on some cells pass fit((counts, cell_indices))."
             )
         return np.arange(self.n_cells)
 
@@ -306,6 +315,8 @@ class DGD(Configurable, CheckedInputs, keras.Model):
         return ops.sum(counts, axis=-1, keepdims=True) * self.decoder(z, training=training)
 
     # Checking inputs ---------------------------------------------------------------------------
+
+    is_count_model = True  # An AnnData is read from layers["counts"] when it has one.
 
     def validate_batch(self, counts, cell_indices):
         """A batch after checking, in the step, that it holds raw counts of ``n_genes`` genes
@@ -328,22 +339,22 @@ class DGD(Configurable, CheckedInputs, keras.Model):
     def validated_counts(self, counts) -> np.ndarray:
         """``counts`` as float32 after checking the shape (n, n_genes) and that they are raw
         integer counts; a ValueError says what is wrong."""
-        counts = np.asarray(counts)
+        counts = as_matrix(self.model_data(counts))
         if counts.ndim != 2 or counts.shape[1] != self.n_genes:
             raise ValueError(
                 f"Expected counts of shape (n_cells, {self.n_genes}), got {counts.shape}. Use the "
                 "genes the model was trained on, in the same order."
             )
-        return likelihoods.validate_counts(counts, "counts").astype(np.float32)
+        return validated_raw_counts(counts, "counts")
 
     def validate_inputs(self, counts, cell_indices) -> tuple[np.ndarray, np.ndarray]:
         """Checked ``(counts, cell_indices)``: indices are integers in 0 .. n_cells - 1."""
         counts = self.validated_counts(counts)
         cell_indices = np.asarray(cell_indices)
-        if cell_indices.shape != (len(counts),) or not np.issubdtype(cell_indices.dtype,
+        if cell_indices.shape != (row_count(counts),) or not np.issubdtype(cell_indices.dtype,
                                                                      np.integer):
             raise ValueError(
-                f"cell_indices must be {len(counts)} integers (one per cell), got "
+                f"cell_indices must be {row_count(counts)} integers (one per cell), got "
                 f"{cell_indices.dtype} of shape {cell_indices.shape}."
             )
         if cell_indices.min() < 0 or cell_indices.max() >= self.n_cells:
@@ -366,7 +377,7 @@ class DGD(Configurable, CheckedInputs, keras.Model):
         Each cell starts at the component mean that explains it best; then Adam takes
         ``steps`` full-batch steps on the representations only.
         """
-        counts = ops.convert_to_tensor(self.validated_counts(counts))
+        counts = ops.convert_to_tensor(dense_rows(self.validated_counts(counts)))
         if int(steps) < 0 or not learning_rate > 0:
             raise ValueError("steps must be >= 0 and learning_rate positive.")
         z = keras.Variable(self._best_component_means(counts), name="new_representations")

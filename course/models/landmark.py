@@ -28,10 +28,9 @@ from keras import layers, ops
 
 from course import distribute, networks
 from course.models.adversarial import AdversarialModel
-from course.models.base import Configurable
+from course.models.base import CheckedInputs, Configurable
 from course.models.gan import discriminator_loss, non_saturating_generator_loss
 from course.models.validation import (
-    CheckedInputs,
     at_least,
     finite_batch,
     in_interval,

@@ -105,6 +105,8 @@ class ScGAN(WassersteinGAN):
             score = layers.Add(dtype="float32", name="score_plus_projection")([score, projection])
         return keras.Model([cells, *conditions] if conditions else cells, score, name="critic")
 
+    is_count_model = True  # An AnnData is read from layers["counts"] when it has one.
+
     def normalize(self, counts):
         """Scale each cell (row) of ``counts`` to ``library_size`` counts."""
         counts = ops.cast(counts, "float32")

@@ -27,6 +27,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from course.models.base import row_count
 from course.models.vae import VAE
 
 
@@ -49,13 +50,14 @@ class ScGen(VAE):
         stimulated-minus-control latent mean (types seen in only one condition are skipped).
 
         Args:
-            x: training cells (the model's input format); conditions, cell_types: one label
+            x: training cells (the model's input format: an array, a sparse matrix or an
+                AnnData); conditions, cell_types: one label
                 per cell; control, stimulated: the two condition labels.
         """
         conditions, cell_types = np.asarray(conditions), np.asarray(cell_types)
-        if not len(conditions) == len(cell_types) == len(x):
+        if not len(conditions) == len(cell_types) == row_count(x):
             raise ValueError(f"x, conditions and cell_types must have one row per cell, got "
-                             f"{len(x)}, {len(conditions)} and {len(cell_types)}.")
+                             f"{row_count(x)}, {len(conditions)} and {len(cell_types)}.")
         z = self.encode(x)
         differences = []
         for cell_type in np.unique(cell_types):

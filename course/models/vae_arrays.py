@@ -1,9 +1,10 @@
 """The numpy side of the VAEs: what a user calls on arrays, and the checks of what comes in.
 
 :class:`VAEArrays` gives :class:`course.models.VAE` its verbs (``encode``, ``decode``,
-``generate``, ``reconstruct``: numpy in, numpy out, in batches of any size), checks the data at
-``fit``, ``evaluate`` and ``predict`` (:meth:`VAEArrays.validate_arrays`) and in every training
-step (:meth:`VAEArrays.validate_batch`), and records the median library size of the training cells.
+``generate``, ``reconstruct``: numpy in, numpy out, in batches of any size; arrays, scipy sparse
+matrices or AnnData in), checks the data at ``fit``, ``evaluate`` and ``predict``
+(:meth:`VAEArrays.validate_arrays`) and in every training step
+(:meth:`VAEArrays.validate_batch`), and records the median library size of the training cells.
 :class:`ConditionalVAEArrays` does the same with labels. The math is in
 :mod:`course.models.vae`.
 """
@@ -15,9 +16,17 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from course import distribute, likelihoods
-from course.models.validation import (
+from course import distribute
+from course.models.base import (
     CheckedInputs,
+    as_matrix,
+    dense_rows,
+    first_batch,
+    in_batches,
+    row_count,
+    row_sums,
+)
+from course.models.validation import (
     assert_batch,
     at_least,
     finite_batch,
@@ -27,34 +36,14 @@ from course.models.validation import (
     validate_finite,
     validate_labels,
     validate_shape,
+    validated_raw_counts,
 )
 
-PREDICT_BATCH_SIZE = 512
 RAW_COUNTS = ("The data must be raw integer counts for a count likelihood, but a batch has "
               "negative or non-integer values: pass raw integer counts, e.g. "
               "course.datasets.counts(adata), not log-normalized X.")
 PIXELS = ("The Bernoulli likelihood needs pixel values in [0, 1], but a batch has NaN or values "
           "outside it: remove the NaN; images stored as integers 0-255 must be divided by 255.")
-
-
-def in_batches(function, arrays, batch_size: int = PREDICT_BATCH_SIZE):
-    """Apply ``function`` to slices of ``arrays`` and concatenate the (tuple of) numpy results."""
-    results = []
-    for start in range(0, len(arrays[0]), batch_size):
-        batch = [ops.convert_to_tensor(array[start : start + batch_size]) for array in arrays]
-        output = function(*batch)
-        results.append(tuple(ops.convert_to_numpy(o) for o in keras.tree.flatten(output)))
-    columns = tuple(np.concatenate(column) for column in zip(*results))
-    return columns if len(columns) > 1 else columns[0]
-
-
-def first_batch(x) -> np.ndarray | None:
-    """The first in-memory array of what fit() was given (of its first batch, for a
-    ``tf.data.Dataset``), or None for other inputs (a generator, a PyDataset)."""
-    if isinstance(x, tf.data.Dataset):
-        x = next(iter(x))
-    arrays = input_arrays(x)
-    return arrays[0] if arrays else None
 
 
 class VAEArrays(CheckedInputs):
@@ -81,10 +70,11 @@ class VAEArrays(CheckedInputs):
         if arrays:
             self.checked_data(arrays[0])
 
-    def checked_data(self, x) -> np.ndarray:
-        """``x`` as a float32 array, or a ValueError that says what is wrong with it (shape;
-        NaN; for count likelihoods, not raw counts; for Bernoulli, pixels outside [0, 1])."""
-        x = np.asarray(x)
+    def checked_data(self, x, layer: str | None = None):
+        """``x`` as float32 (a sparse matrix stays sparse; an AnnData gives its ``layer``, see
+        :meth:`model_data`), or a ValueError that says what is wrong with it (shape; NaN; for
+        count likelihoods, not raw counts; for Bernoulli, pixels outside [0, 1])."""
+        x = as_matrix(self.model_data(x, layer))
         shape = ", ".join(map(str, self.data_shape))
         require(tuple(x.shape) != self.data_shape,
                 f"Got one example of shape {x.shape} without the batch axis; the model expects "
@@ -94,41 +84,46 @@ class VAEArrays(CheckedInputs):
                 f"Expected data of shape (n, {shape}), got {x.shape}. Reshape the data, or "
                 f"build the model with data_shape={x.shape[1:]}.")
         if self.is_count_model:
-            return likelihoods.validate_counts(x).astype(np.float32)
-        require(len(x) > 0, "The data is empty; pass at least one example.")
+            return validated_raw_counts(x, "x")
+        require(row_count(x) > 0, "The data is empty; pass at least one example.")
         validate_finite(x)
         if self.likelihood == "bernoulli":
-            require(x.min() >= 0 and x.max() <= 1,
+            low, high = (x.min(), x.max())
+            require(low >= 0 and high <= 1,
                     f"The Bernoulli likelihood needs pixel values in [0, 1], got values from "
-                    f"{x.min():g} to {x.max():g}: images stored as integers 0-255 must be "
+                    f"{low:g} to {high:g}: images stored as integers 0-255 must be "
                     "divided by 255.")
         return x.astype(np.float32)
 
     def validate_inputs(self, x, labels=None):
-        """``(x, None)`` checked as by :meth:`checked_data` (the metrics call it; a
+        """``(x, None)`` checked as by :meth:`checked_data`, dense (the metrics call it; a
         ConditionalVAE returns ``(x, labels)``)."""
         require(labels is None, "A VAE takes no labels; use a ConditionalVAE to condition on them.")
-        return self.checked_data(x), None
+        return dense_rows(self.checked_data(x)), None
 
-    def fit(self, x=None, y=None, **kwargs):
-        """``keras.Model.fit``; a count model first records the median library size of the
-        training cells (of the first batch of a ``tf.data.Dataset``), the default of decode()."""
+    def fit(self, x=None, y=None, layer: str | None = None, **kwargs):
+        """``keras.Model.fit`` on arrays, a scipy sparse matrix (streamed one dense batch at a
+        time), an AnnData (its ``layer``; see :meth:`model_data`) or a ``tf.data`` pipeline.
+        A count model first records the median library size of the training cells (of the
+        first batch of a ``tf.data.Dataset``), the default of decode()."""
+        x, y = self.model_data((x, y), layer)
         if self.is_count_model:
             self.validate_arrays(x, y)
             counts = first_batch(x)
             if counts is not None:
-                self.library_size.assign(float(np.median(np.sum(counts, axis=-1))))
+                self.library_size.assign(float(np.median(row_sums(counts))))
         return super().fit(x, y, **kwargs)
 
     # numpy API ---------------------------------------------------------------------------------
 
-    def encode(self, x, return_distribution: bool = False):
-        """The posterior mean of z for each example of ``x`` (numpy).
+    def encode(self, x, return_distribution: bool = False, layer: str | None = None):
+        """The posterior mean of z for each example of ``x`` (numpy); ``x`` may be an array, a
+        sparse matrix or an AnnData (its ``layer``, see :meth:`model_data`).
 
         Returns:
             ``z_mean``, or ``(z_mean, z_log_var)`` when ``return_distribution`` is True.
         """
-        z_mean, z_log_var = in_batches(self._encode, [self.checked_data(x)])
+        z_mean, z_log_var = in_batches(self._encode, [self.checked_data(x, layer)])
         return (z_mean, z_log_var) if return_distribution else z_mean
 
     def decode(self, z, library_size=None):
@@ -145,9 +140,9 @@ class VAEArrays(CheckedInputs):
         ``seed`` gives the same examples each time."""
         return self.decode(self._prior_sample(n, seed), library_size)
 
-    def reconstruct(self, x):
+    def reconstruct(self, x, layer: str | None = None):
         """Encode ``x`` to its posterior mean and decode it again (numpy)."""
-        return in_batches(self._reconstruction, [self.checked_data(x)])
+        return in_batches(self._reconstruction, [self.checked_data(x, layer)])
 
     def _latent_and_library(self, z, library_size) -> list[np.ndarray]:
         z = np.asarray(z, np.float32)
@@ -183,12 +178,19 @@ class ConditionalVAEArrays(VAEArrays):
         if arrays:
             require(len(arrays) >= 2,
                     "A ConditionalVAE is fit on (x, labels); the labels are missing.")
-            self.validate_inputs(arrays[0], arrays[1])
+            self.checked_pair(arrays[0], arrays[1])
+
+    def checked_pair(self, x, labels, layer: str | None = None):
+        """``(x, labels)`` checked: ``x`` as by :meth:`checked_data` (sparse stays sparse), one
+        integer label in [0, num_classes) per example."""
+        x = self.checked_data(x, layer)
+        return x, self._checked_labels(labels, row_count(x))
 
     def validate_inputs(self, x, labels=None):
-        """``(x, labels)`` checked: one integer label in [0, num_classes) per example."""
-        x = self.checked_data(x)
-        return x, self._checked_labels(labels, len(x))
+        """``(x, labels)`` checked as by :meth:`checked_pair`, ``x`` dense (the metrics call
+        it)."""
+        x, labels = self.checked_pair(x, labels)
+        return dense_rows(x), labels
 
     def _checked_labels(self, labels, n: int) -> np.ndarray:
         require(labels is not None, "A ConditionalVAE needs labels: one integer per example.")
@@ -198,9 +200,9 @@ class ConditionalVAEArrays(VAEArrays):
         validate_labels(labels, self.num_classes)
         return np.ascontiguousarray(labels.astype(np.int32))
 
-    def encode(self, x, labels, return_distribution: bool = False):
+    def encode(self, x, labels, return_distribution: bool = False, layer: str | None = None):
         """The posterior mean of z given examples and their labels (see :meth:`VAE.encode`)."""
-        arrays = self.validate_inputs(x, labels)
+        arrays = self.checked_pair(x, labels, layer)
         z_mean, z_log_var = in_batches(lambda *inputs: self._encode(inputs), arrays)
         return (z_mean, z_log_var) if return_distribution else z_mean
 
@@ -219,7 +221,7 @@ class ConditionalVAEArrays(VAEArrays):
         labels = requested_labels(labels, self.num_classes)
         return self.decode(self._prior_sample(len(labels), seed), labels, library_size)
 
-    def reconstruct(self, x, labels):
+    def reconstruct(self, x, labels, layer: str | None = None):
         """Encode ``(x, labels)`` to the posterior mean and decode it with the same labels."""
-        arrays = self.validate_inputs(x, labels)
+        arrays = self.checked_pair(x, labels, layer)
         return in_batches(lambda *inputs: self._reconstruction(inputs), arrays)

@@ -9,19 +9,24 @@ error deep inside TensorFlow:
   :func:`validate_labels`, :func:`requested_labels`, :func:`validate_count_matrix`,
   :func:`validate_one_hot`;
 - a ``tf.data`` pipeline, batch by batch inside the training step: :func:`finite_batch` and
-  :func:`assert_batch`. They fail with a graph error, which :class:`CheckedInputs` turns back
-  into the same ValueError for the user.
+  :func:`assert_batch`. They fail with a graph error, which
+  :func:`input_errors_as_value_errors` (used by :class:`course.models.base.CheckedInputs`)
+  turns back into the same ValueError for the user.
+
+Sparse matrices (scipy) are checked on their stored values (``.data``), never made dense.
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
-import warnings
 
 import keras
 import numpy as np
+import scipy.sparse
 import tensorflow as tf
+
+from course import likelihoods
 
 # Constructor arguments -------------------------------------------------------------------------
 
@@ -92,12 +97,15 @@ def validate_shape(tensor, expected: tuple[int, ...], what: str):
 # In-memory arrays ------------------------------------------------------------------------------
 
 
-def input_arrays(*values) -> list[np.ndarray]:
-    """The in-memory arrays among ``values`` (arrays, tensors, lists, nested tuples or dicts);
-    a ``tf.data`` pipeline or a generator is skipped (the step checks its batches)."""
+def input_arrays(*values) -> list:
+    """The in-memory arrays among ``values`` (arrays, tensors, scipy sparse matrices, lists,
+    nested tuples or dicts); a ``tf.data`` pipeline or a generator is skipped (the step checks
+    its batches). Sparse matrices are returned as they are."""
     arrays = []
     for value in values:
-        if isinstance(value, (np.ndarray, tf.Tensor)):
+        if scipy.sparse.issparse(value):
+            arrays.append(value)
+        elif isinstance(value, (np.ndarray, tf.Tensor)):
             arrays.append(np.asarray(value))
         elif isinstance(value, (tuple, dict)) or (
             isinstance(value, list) and all(isinstance(v, (np.ndarray, tf.Tensor)) for v in value)
@@ -108,9 +116,16 @@ def input_arrays(*values) -> list[np.ndarray]:
     return arrays
 
 
+def stored_values(matrix) -> np.ndarray:
+    """The values to check of an array or a sparse matrix: its stored entries (``.data``) for
+    a sparse matrix (the implicit zeros are valid counts), else the array itself."""
+    return matrix.data if scipy.sparse.issparse(matrix) else np.asarray(matrix)
+
+
 def validate_finite(array, what: str = "The data") -> None:
-    """Refuse an array with NaN or infinite values (they would train every weight to NaN)."""
-    array = np.asarray(array)
+    """Refuse an array (or sparse matrix) with NaN or infinite values (they would train every
+    weight to NaN)."""
+    array = stored_values(array)
     if np.issubdtype(array.dtype, np.number) and not np.all(np.isfinite(array)):
         bad = int(array.size - np.count_nonzero(np.isfinite(array)))
         raise ValueError(
@@ -149,23 +164,39 @@ def requested_labels(labels, num_classes: int) -> np.ndarray:
 
 
 def validate_count_matrix(counts, what: str = "counts") -> None:
-    """Refuse a (cells, genes) matrix with NaN, infinite or negative values, or empty cells.
+    """Refuse a (cells, genes) matrix (dense or sparse) with NaN, infinite or negative values,
+    or empty cells.
 
     Library-size normalized counts pass (non-integers are allowed); raw-count likelihoods check
-    more with :func:`course.likelihoods.validate_counts`.
+    more with :func:`validated_raw_counts`.
     """
-    counts = np.asarray(counts, dtype=np.float64)
+    if not scipy.sparse.issparse(counts):
+        counts = np.asarray(counts, dtype=np.float64)
     require(counts.ndim == 2,
             f"{what} must be a (cells, genes) matrix, got shape {counts.shape}.")
-    require(bool(np.all(np.isfinite(counts))),
+    values = stored_values(counts)
+    require(bool(np.all(np.isfinite(values))),
             f"{what} contains NaN or infinite values; remove or impute them first.")
     require(
-        counts.min() >= 0,
+        values.size == 0 or values.min() >= 0,
         f"{what} has negative values: the model needs raw (or library-size normalized) counts, "
         "not log-transformed or scaled data. Pass datasets.counts(adata).",
     )
-    require(not np.any(counts.sum(axis=1) == 0),
+    require(not np.any(np.asarray(counts.sum(axis=1)) == 0),
             f"{what} has cells without any counts; filter them out first.")
+
+
+def validated_raw_counts(counts, what: str = "counts"):
+    """``counts`` as float32 (a CSR matrix stays sparse) after checking that they are raw
+    counts: finite, non-negative integers (:func:`course.likelihoods.validate_counts`), on the
+    stored values of a sparse matrix."""
+    if not scipy.sparse.issparse(counts):
+        return likelihoods.validate_counts(counts, what).astype(np.float32)
+    require(counts.shape[0] > 0, f"{what} is empty (shape {counts.shape}); pass at least one "
+                                 "cell.")
+    if counts.nnz:
+        likelihoods.validate_counts(counts.data, what)
+    return scipy.sparse.csr_matrix(counts, dtype=np.float32)
 
 
 def validate_one_hot(sequences, what: str = "The sequences") -> None:
@@ -246,54 +277,3 @@ def input_errors_as_value_errors():
         if found is None:
             raise
         raise ValueError(found.group(1)) from None
-
-
-class CheckedInputs:
-    """Mixin of every model: ``fit``, ``evaluate`` and ``predict`` check their inputs.
-
-    In-memory arrays are checked up front by :meth:`validate_arrays` (NaN and infinite values
-    here; a model overrides it to check more, e.g. raw counts). A ``tf.data`` input is checked
-    batch by batch inside the step, and a failed check comes back as the same ValueError.
-
-    ``compile`` defaults to ``jit_compile=False``: Keras' "auto" compiles the step with XLA on
-    a single GPU, and XLA silently drops the in-step checks (``check_numerics``, ``Assert``).
-    """
-
-    def compile(self, *args, jit_compile=False, **kwargs) -> None:
-        if jit_compile == "auto":  # What a saved model's compile config holds.
-            jit_compile = False
-        if jit_compile:
-            warnings.warn(
-                "jit_compile: XLA drops the in-step checks, so a NaN or invalid value in a "
-                "tf.data batch is no longer reported; check the data before training.",
-                stacklevel=2,
-            )
-        super().compile(*args, jit_compile=jit_compile, **kwargs)
-
-    def compile_from_config(self, config: dict) -> None:
-        """Compile a loaded model as it was saved (Keras skips this for any model whose
-        ``compile`` is overridden, and ours is, for its default)."""
-        self.compile(**keras.saving.deserialize_keras_object(config))
-        if getattr(self, "optimizer", None) is not None and self.built:
-            self.optimizer.build(self.trainable_variables)  # Its saved state is loaded next.
-
-    def validate_arrays(self, *values) -> None:
-        for array in input_arrays(*values):
-            validate_finite(array)
-
-    def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
-        self.validate_arrays(x, y)
-        if validation_data is not None:
-            self.validate_arrays(validation_data)
-        with input_errors_as_value_errors():
-            return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
-
-    def evaluate(self, x=None, y=None, *args, **kwargs):
-        self.validate_arrays(x, y)
-        with input_errors_as_value_errors():
-            return super().evaluate(x, y, *args, **kwargs)
-
-    def predict(self, x, *args, **kwargs):
-        self.validate_arrays(x)
-        with input_errors_as_value_errors():
-            return super().predict(x, *args, **kwargs)
