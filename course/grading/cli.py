@@ -61,24 +61,7 @@ def add_grade_parser(subparsers) -> None:
         action="store_false",
         help="do not write OUT/feedback/<name>.html and .md for each student",
     )
-    parser.add_argument(
-        "--cell-timeout",
-        type=float,
-        default=CELL_TIMEOUT,
-        help=f"seconds before a cell is interrupted (default {CELL_TIMEOUT})",
-    )
-    parser.add_argument(
-        "--total-timeout",
-        type=float,
-        default=TOTAL_TIMEOUT,
-        help=f"seconds for one whole submission (default {TOTAL_TIMEOUT})",
-    )
-    parser.add_argument(
-        "--check-timeout",
-        type=float,
-        default=CHECK_TIMEOUT,
-        help=f"seconds for each exercise's check (default {CHECK_TIMEOUT:g})",
-    )
+    add_timeout_arguments(parser)
     parser.add_argument(
         "--full", action="store_true", help="run without COURSE_SMOKE=1 (full data and epochs)"
     )
@@ -340,11 +323,19 @@ def add_gradescope_parser(subparsers) -> None:
         "--package", default=None, metavar="WHEEL",
         help="a wheel of this package to install (default: built from this source tree)",
     )
-    for name, default in [("cell", CELL_TIMEOUT), ("total", TOTAL_TIMEOUT),
-                          ("check", CHECK_TIMEOUT)]:
-        parser.add_argument(f"--{name}-timeout", type=float, default=default,
-                            help=f"seconds (default {default:g})")
+    add_timeout_arguments(parser)
     parser.set_defaults(handler=_gradescope)
+
+
+def add_timeout_arguments(parser) -> None:
+    """Add ``--cell-timeout``, ``--total-timeout`` and ``--check-timeout`` (grade, gradescope)."""
+    for name, default, what in [
+        ("cell", CELL_TIMEOUT, "before a cell is interrupted"),
+        ("total", TOTAL_TIMEOUT, "for one whole submission"),
+        ("check", CHECK_TIMEOUT, "for each exercise's check"),
+    ]:
+        parser.add_argument(f"--{name}-timeout", type=float, default=default,
+                            help=f"seconds {what} (default {default:g})")
 
 
 def _gradescope(args: argparse.Namespace) -> int:

@@ -305,9 +305,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("action", choices=["run"])
     parser.add_argument("--root", default=os.environ.get("AUTOGRADER_ROOT", "/autograder"))
     args = parser.parse_args(argv)
-    from course import import_tensorflow_quietly
-
-    import_tensorflow_quietly()
     results = run_autograder(args.root)
     print(f"results.json: score {results['score']:g}, {len(results['tests'])} tests")
     return 0
