@@ -40,6 +40,7 @@ from course import distribute, likelihoods, networks
 from course.models.base import (
     CheckedInputs,
     Configurable,
+    TwoOptimizers,
     as_matrix,
     dense_rows,
     row_count,
@@ -96,12 +97,16 @@ def split_batch(data):
 
 
 @keras.saving.register_keras_serializable(package="course")
-class DGD(Configurable, CheckedInputs, keras.Model):
+class DGD(TwoOptimizers, Configurable, CheckedInputs, keras.Model):
     """The Deep Generative Decoder of Schuster & Krogh (2023) for single-cell counts.
 
     See the module docstring for the objective. Fit it on the raw counts of the training cells
     (``fit(counts)``, or batches of ``(counts, cell_indices)``); read their representations with
     :meth:`get_representations`, find representations of new cells with :meth:`infer`.
+
+    ``compile(optimizer=..., representation_optimizer=...)`` takes one optimizer for the
+    decoder and prior (default Adam 1e-3) and one for the representations (default Adagrad
+    0.1: sparse, per-row updates); see :class:`course.models.base.TwoOptimizers`.
 
     Args:
         n_genes: number of genes (columns of the count matrix).
@@ -243,39 +248,19 @@ class DGD(Configurable, CheckedInputs, keras.Model):
             tracker.update_state(ops.mean(value))
         return {metric.name: metric.result() for metric in self.metrics}
 
-    def compile(self, optimizer=None, representation_optimizer=None, **kwargs) -> None:
-        """Configure training with one optimizer for the decoder and prior (default Adam 1e-3)
-        and one for the representations (default Adagrad 0.1: sparse, per-row updates)."""
-        optimizer = keras.optimizers.get(optimizer) if optimizer else keras.optimizers.Adam(1e-3)
-        representation_optimizer = (keras.optimizers.get(representation_optimizer)
-                                    if representation_optimizer
-                                    else keras.optimizers.Adagrad(learning_rate=0.1))
-        if optimizer is representation_optimizer:
-            raise ValueError("optimizer and representation_optimizer must be two objects.")
-        super().compile(optimizer=optimizer, **kwargs)
-        self.representation_optimizer = representation_optimizer
-        # Build both now, inside the caller's strategy scope (Keras 3.15 fails to build a
-        # second optimizer lazily inside a MirroredStrategy step).
-        self.optimizer.build(self.network_weights)
-        self.representation_optimizer.build([self.representations])
+    # Two optimizers (their compile and saving: base.TwoOptimizers) --------------------------------
 
-    def get_compile_config(self) -> dict:
-        config = super().get_compile_config()
-        if not self.compiled:  # Nothing to save (a model is saved before compile()).
-            return config
-        config["representation_optimizer"] = keras.saving.serialize_keras_object(
-            self.representation_optimizer
-        )
-        return config
+    optimizer_names = ("optimizer", "representation_optimizer")
 
-    def compile_from_config(self, config: dict) -> None:
-        config = dict(config)
-        optimizer = keras.saving.deserialize_keras_object(config.pop("optimizer"))
-        representation_optimizer = keras.saving.deserialize_keras_object(
-            config.pop("representation_optimizer")
-        )
-        self.compile(optimizer=optimizer, representation_optimizer=representation_optimizer,
-                     **config)
+    def default_optimizer(self, name: str) -> keras.optimizers.Optimizer:
+        if name == "optimizer":
+            return keras.optimizers.Adam(1e-3)
+        return keras.optimizers.Adagrad(learning_rate=0.1)
+
+    def optimized_variables(self, name: str) -> list:
+        return self.network_weights if name == "optimizer" else [self.representations]
+
+    # Fitting arrays or datasets -------------------------------------------------------------------
 
     def fit(self, x=None, y=None, **kwargs):
         """``keras.Model.fit`` on ``(counts, cell_indices)`` after checking them.
