@@ -8,7 +8,13 @@ calibrated limits. Results go to
 ``benchmarks/results/grading.json`` with the machine's core count and load average: on a
 machine shared with other jobs, read the times as upper bounds.
 
+``--sandbox-cost`` measures what the sandbox adds instead: lab 1's solution and its unfilled lab
+graded sandboxed and with ``--no-sandbox``, alternating (the order flips every round, so a
+change of the machine's load falls on both), into ``benchmarks/results/grading_sandbox.json``:
+the seconds of each run and the median of the paired differences per submission.
+
     python benchmarks/grading.py [--labs 1 2 3]   # replaces the rows of these labs only
+    nice -n 10 python benchmarks/grading.py --sandbox-cost [--rounds 3]
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import tempfile
 from pathlib import Path
 
@@ -44,10 +51,90 @@ def submissions(lab: int, folder: Path) -> tuple[Path, dict[str, Path]]:
     return solution, cases
 
 
+def sandbox_cost(rounds: int) -> None:
+    """Grade lab 1's solution and unfilled lab sandboxed and not, alternating submission by
+    submission; time kernel starts the same way; write the seconds of every run and the
+    median added seconds."""
+    solution, cases = submissions(1, Path(tempfile.gettempdir()))
+    cases = {"solution": solution, **cases}
+    runs = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for round_number in range(rounds):
+            modes = [True, False] if round_number % 2 == 0 else [False, True]
+            for case, path in cases.items():
+                for sandboxed in modes:
+                    out = Path(scratch) / f"out-{round_number}-{sandboxed}"
+                    (report,) = grade([path], out, calibrate=False, sandbox=sandboxed,
+                                      progress=False)
+                    assert report["sandboxed"] is sandboxed, report["warnings"]
+                    runs.append({"round": round_number, "case": case, "sandboxed": sandboxed,
+                                 "seconds": report["elapsed_s"],
+                                 "points": f"{report['points']:g}/{report['max_points']:g}",
+                                 "load_average_1min": round(os.getloadavg()[0], 1)})
+                    print(json.dumps(runs[-1]), flush=True)
+                    runs.append({"round": round_number, "case": "kernel start and stop",
+                                 "sandboxed": sandboxed, "seconds": kernel_start(sandboxed)})
+                    print(json.dumps(runs[-1]), flush=True)
+    added = {}
+    for case in [*cases, "kernel start and stop"]:
+        on, off = ([run["seconds"] for run in runs
+                    if run["case"] == case and run["sandboxed"] is sandboxed]
+                   for sandboxed in (True, False))
+        differences = [a - b for a, b in zip(on, off)]
+        added[case] = {
+            "median_added_s": round(statistics.median(differences), 2),
+            "added_s": [round(d, 2) for d in differences],
+            "median_unsandboxed_s": statistics.median(off),
+            "median_sandboxed_s": statistics.median(on),
+        }
+    record = {
+        "machine": {"cores": os.cpu_count(), "load_average": os.getloadavg(),
+                    "python": platform.python_version()},
+        "what": "lab 1 graded sandboxed and with --no-sandbox, alternating submission by "
+                "submission (calibrate=False); a kernel started, run one cell, stopped, the same",
+        "added_per_submission": added,
+        "runs": runs,
+    }
+    out = ROOT / "benchmarks" / "results" / "grading_sandbox.json"
+    write_json(out, record)
+    for case, row in added.items():
+        print(f"{case:<22} sandbox adds {row['median_added_s']:+.2f} s "
+              f"(median of {row['added_s']}) to {row['median_unsandboxed_s']} s")
+    print(f"load average at the end: {os.getloadavg()}; written to {out}")
+
+
+def kernel_start(sandboxed: bool) -> float:
+    """Seconds to make a scratch folder, start a kernel, run ``pass`` and clean up."""
+    import time
+
+    import nbformat
+
+    from course.grading.session import Scratch, Session
+    from course.grading.settings import make_settings
+
+    (solution,) = (ROOT / "solutions").glob("01_*.py")
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("pass")])
+    with tempfile.TemporaryDirectory() as out:
+        settings = make_settings(sandboxed, True, 8, Path(out), [solution], None)
+        started = time.monotonic()
+        with Scratch(solution, settings) as scratch:
+            session = Session(notebook, scratch, settings)
+            with session.started():
+                assert session.run(notebook.cells[0], 60).get("status") == "ok"
+            session.close()
+        return round(time.monotonic() - started, 3)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--labs", type=int, nargs="+", default=None)
+    parser.add_argument("--sandbox-cost", action="store_true",
+                        help="sandboxed vs --no-sandbox on lab 1, alternating")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    if args.sandbox_cost:
+        sandbox_cost(args.rounds)
+        return
     labs = args.labs or sorted(
         int(p.name[:2]) for p in (ROOT / "solutions").glob("[0-9][0-9]_*.py")
     )

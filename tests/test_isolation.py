@@ -15,6 +15,7 @@ import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from contextlib import ExitStack
@@ -345,44 +346,59 @@ def _daemons(pids: set[int]) -> int:
     return count
 
 
-@pytest.mark.slow
-@needs_sandbox
-@pytest.mark.parametrize("stop, jobs", [(signal.SIGTERM, 1), (signal.SIGKILL, 2)])
-def test_a_stopped_grader_leaves_no_process_and_no_scratch_behind(tmp_path, stop, jobs):
-    from course.grading.session import reap_stale
-
+def _start_grader(folder: Path, scratch_root: Path, jobs: int) -> subprocess.Popen:
+    """A grader (``jobs`` workers) of ``jobs`` hostile submissions, its scratch folders in
+    ``scratch_root``."""
+    (folder / "submissions").mkdir(parents=True)
     submissions = []
-    (tmp_path / "submissions").mkdir()
     for name in ("first_99.py", "second_99.py")[:jobs]:
-        submissions.append(tmp_path / "submissions" / name)
+        submissions.append(folder / "submissions" / name)
         submissions[-1].write_text(HOSTILE_CELLS)
-    scratch_root = tmp_path / "tmp"  # not in a folder of submissions: those are hidden
-    scratch_root.mkdir()
     env = dict(os.environ, TMPDIR=str(scratch_root), COURSE_CHECKS_PACKAGE="demo_checks")
     env["PYTHONPATH"] = os.pathsep.join([str(FIXTURES), env.get("PYTHONPATH", "")])
     script = (
-        "import sys\nfrom course.grading.runner import grade\n"
-        f"grade({[str(s) for s in submissions]!r}, {str(tmp_path / 'out')!r}, jobs={jobs}, "
+        "from course.grading.runner import grade\n"
+        f"grade({[str(s) for s in submissions]!r}, {str(folder / 'out')!r}, jobs={jobs}, "
         "calibrate=False, cell_timeout=120, progress=False)"
     )
-    grader = subprocess.Popen([sys.executable, "-c", script], env=env)
+    return subprocess.Popen([sys.executable, "-c", script], env=env)
+
+
+@pytest.mark.slow
+@needs_sandbox
+def test_a_stopped_grader_leaves_no_process_and_no_scratch_behind(tmp_path):
+    """SIGTERM to a grader of one job, SIGKILL to a grader of two workers (both at once)."""
+    from course.grading.session import reap_stale
+
+    stops = {signal.SIGTERM: 1, signal.SIGKILL: 2}
+    # short: a scratch folder holds the kernel's sockets (at most 107 bytes of path)
+    roots = {stop: Path(tempfile.mkdtemp(prefix="isolation-", dir="/tmp")) for stop in stops}
+    graders = {
+        stop: _start_grader(tmp_path / stop.name, roots[stop], jobs) for stop, jobs in stops.items()
+    }
     try:
-        deadline = time.monotonic() + 90
-        while _daemons(_descendants(grader.pid)) < jobs:
-            assert grader.poll() is None and time.monotonic() < deadline, "no kernel got busy"
-            time.sleep(0.2)
-        started = _descendants(grader.pid)
-        grader.send_signal(stop)
-        grader.wait(timeout=30)
+        deadline = time.monotonic() + 120
+        for stop, grader in graders.items():
+            while _daemons(_descendants(grader.pid)) < stops[stop]:
+                assert grader.poll() is None and time.monotonic() < deadline, "no kernel busy"
+                time.sleep(0.2)
+        started = set().union(*(_descendants(grader.pid) for grader in graders.values()))
+        for stop, grader in graders.items():
+            grader.send_signal(stop)
+        for grader in graders.values():
+            grader.wait(timeout=30)
         deadline = time.monotonic() + 5
         while _alive(started) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert _alive(started) == set()  # the kernels, their daemons, the sandboxes: all gone
     finally:
-        if grader.poll() is None:
-            grader.kill()
+        for grader in graders.values():
+            if grader.poll() is None:
+                grader.kill()
     reap_stale()  # what a SIGKILL left is cleaned up by the next run
-    assert list(scratch_root.iterdir()) == []
+    for root in roots.values():
+        assert list(root.iterdir()) == []
+        root.rmdir()
 
 
 # --- no kernel needed -----------------------------------------------------------------------
@@ -456,3 +472,12 @@ def test_hidden_paths_ignore_a_pythonpath_naming_the_repository(tmp_path, monkey
     assert str(REPOSITORY / "tests") in hidden
     assert str(REPOSITORY / "solutions") in hidden
     assert str(REPOSITORY) not in runtime_paths()
+
+
+def test_a_long_temporary_folder_still_leaves_room_for_the_kernels_sockets(monkeypatch):
+    from course.grading import session
+
+    monkeypatch.setattr(tempfile, "tempdir", "/tmp/" + "x" * 80)
+    assert session._scratch_root() == "/tmp"
+    monkeypatch.setattr(tempfile, "tempdir", "/var/tmp")
+    assert session._scratch_root() == "/var/tmp"

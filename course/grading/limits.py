@@ -33,7 +33,7 @@ TOTAL_FLOOR = 120.0
 HUNG_LIMIT = 5.0
 # How alike (Dice coefficient of token trigrams) a submission's cell must be to a solution cell
 # to share its limit.
-_MATCH_RATIO = 0.5
+_MATCH_RATIO = 0.4  # 87 of the 90 code cells of labs 1-7 match the cell difflib matched
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _COMMENT = re.compile(r"#[^\n]*")
 

@@ -243,7 +243,7 @@ class Scratch:
         self.uid = self.lease.uid if self.lease else os.getuid()
         self.cgroup: cgroups.KernelCgroup | None = None
         self.mounted = False
-        self.base = Path(tempfile.mkdtemp(prefix="course-grade-"))
+        self.base = Path(tempfile.mkdtemp(prefix="course-grade-", dir=_scratch_root()))
         try:
             self._make(submission)
         except BaseException:
@@ -413,6 +413,14 @@ def kernel_env(smoke: bool) -> dict[str, str]:
     if smoke:
         env["COURSE_SMOKE"] = "1"
     return env
+
+
+def _scratch_root() -> str:
+    """The temporary folder, or /tmp where a socket path in it would pass the 107 bytes that
+    a Unix socket's address may have."""
+    root = tempfile.gettempdir()
+    longest = os.path.join(root, "course-grade-12345678", "channel", "kernel-65535")
+    return root if len(os.fsencode(longest)) <= 107 else "/tmp"
 
 
 def _safe_file_name(path: Path) -> str:
