@@ -8,7 +8,7 @@
 #
 # *Instructors: edit `solutions/05_landmark_genes.py` instead and run `course labs build`, which
 # never replaces a lab that has been edited.*
-# <!-- generated from solutions/05_landmark_genes.py by `course labs build`; fingerprint cdad0e21e28b8af1 -->
+# <!-- generated from solutions/05_landmark_genes.py by `course labs build`; fingerprint 2a863812157bd6f1 -->
 
 # %%
 # TensorFlow prints start-up lines (CUDA, oneDNN) that are no concern of this lab: start it
@@ -202,8 +202,8 @@ for reconstruction in ("l1", "mse"):
     landmark_gan = models.LandmarkGAN(split.n_landmarks, split.n_targets,
                                       reconstruction=reconstruction, seed=0)
     landmark_gan.compile()
-    stop = keras.callbacks.EarlyStopping(monitor="val_reconstruction_loss", patience=10,
-                                         restore_best_weights=True)
+    stop = keras.callbacks.EarlyStopping(monitor="val_reconstruction_loss", mode="min",
+                                         patience=10, restore_best_weights=True)
     gan_history = landmark_gan.fit(split.x_train, split.y_train,
                                    validation_data=(split.x_val, split.y_val), epochs=EPOCHS,
                                    batch_size=BATCH_SIZE, callbacks=[stop], verbose=0)

@@ -202,8 +202,8 @@ for reconstruction in ("l1", "mse"):
     landmark_gan = models.LandmarkGAN(split.n_landmarks, split.n_targets,
                                       reconstruction=reconstruction, seed=0)
     landmark_gan.compile()
-    stop = keras.callbacks.EarlyStopping(monitor="val_reconstruction_loss", patience=10,
-                                         restore_best_weights=True)
+    stop = keras.callbacks.EarlyStopping(monitor="val_reconstruction_loss", mode="min",
+                                         patience=10, restore_best_weights=True)
     gan_history = landmark_gan.fit(split.x_train, split.y_train,
                                    validation_data=(split.x_val, split.y_val), epochs=EPOCHS,
                                    batch_size=BATCH_SIZE, callbacks=[stop], verbose=0)

@@ -212,6 +212,7 @@ def copies(tmp_path_factory) -> dict[int, Path]:
     return {lab: package_copy(lab, cache) for lab in ANSWERS}
 
 
+@pytest.mark.slow
 def test_the_copies_are_world_readable_in_a_private_cache(copies):
     for copy in copies.values():
         assert oct(copy.parents[1].stat().st_mode & 0o777) == "0o700"
