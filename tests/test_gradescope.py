@@ -138,6 +138,8 @@ def test_the_three_submissions_get_all_none_and_some_points(runs):
     assert "not implemented yet" in results["untouched"]["tests"][0]["output"]
     assert 0 < results["crashing"]["score"] < results["solution"]["score"]
     assert reports["crashing"]["message"] in results["crashing"]["output"]
+    assert all(note in results["crashing"]["output"] for note in reports["crashing"]["notes"])
+    assert reports["crashing"]["notes"]
 
 
 def test_an_empty_submission_gets_a_message_not_a_missing_results_file(bundle, tmp_path):

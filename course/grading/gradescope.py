@@ -205,7 +205,8 @@ def results_from_report(report: dict[str, Any], visibility: str = "visible") -> 
     """Gradescope's results.json for one ``course grade`` report.
 
     One test per exercise: ``output`` is the grader's hint (what went wrong), or "Passed.".
-    The top-level ``output`` gives the total and, when the notebook did not run to the end, why.
+    The top-level ``output`` gives the total, why the notebook did not run to the end (if it
+    did not) and the grader's notes (a cell that raised, one that was interrupted).
     """
     tests = [
         {
@@ -222,6 +223,7 @@ def results_from_report(report: dict[str, Any], visibility: str = "visible") -> 
     lines = [f"Lab {report['lab']}: {report['points']:g}/{report['max_points']:g} points."]
     if report["message"]:
         lines.append(report["message"])
+    lines += report.get("notes") or []  # e.g. "cell 17 (`raise ...`) raised RuntimeError: ..."
     return {
         "score": report["points"],
         "output": "\n".join(lines),
