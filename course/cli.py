@@ -37,6 +37,16 @@ def _add_run(subparsers) -> None:
     parser.add_argument(
         "--source", default="auto", help="data source passed to the loader (auto, bundled, ...)"
     )
+    parser.add_argument(
+        "--data", default=None, metavar="PATH",
+        help="single-cell demos: your own cells instead of PBMC (10x .h5 or mtx folder, .h5ad, "
+        ".loom), read and prepared with course.datasets.read/prepare",
+    )
+    parser.add_argument("--label-key", default="cell_type",
+                        help="with --data: the obs column of cell labels (default cell_type)")
+    parser.add_argument("--layer", default=None,
+                        help="with --data: the layer of raw counts (default: 'counts' if "
+                        "present, else X)")
     parser.set_defaults(handler=_run)
 
 
@@ -48,7 +58,7 @@ def _run(args) -> int:
         return 0 if args.list else 2
     # Check the request before TensorFlow starts (seconds) and before anything is written.
     demos.validate_request(args.name, args.out, args.epochs, args.seed, args.cpu_replicas,
-                              args.source)
+                              args.source, args.data)
     import_tensorflow_quietly()
     demos.run(
         args.name,
@@ -59,6 +69,9 @@ def _run(args) -> int:
         cpu_replicas=args.cpu_replicas,
         mixed_precision=args.mixed_precision,
         source=args.source,
+        data_path=args.data,
+        label_key=args.label_key,
+        layer=args.layer,
     )
     return 0
 

@@ -183,3 +183,25 @@ def test_add_embedding_puts_an_array_in_obsm_under_a_given_key(prepared):
         datasets.add_embedding(adata, embedding)
     with pytest.raises(ValueError, match="one row per cell"):
         datasets.add_embedding(adata, embedding[:3], key="X_bad")
+
+
+def test_a_single_cell_demo_reads_your_file_and_names_a_missing_label_column(tmp_path, raw):
+    import anndata
+
+    from course import demos
+
+    counts, genes, barcodes = raw
+    path = tmp_path / "mine.h5ad"
+    anndata.AnnData(counts, obs=pd.DataFrame({"louvain": ["B", "T"] * (N_CELLS // 2)},
+                                             index=barcodes),
+                    var=pd.DataFrame(index=[f"G{i}" for i in range(N_GENES)])).write_h5ad(path)
+    with pytest.raises(ValueError, match="--data replaces the PBMC cells of the single-cell"):
+        demos.validate_request("vae-mnist", data_path=path)
+    run = demos.Run("vae-pbmc", tmp_path, 1, 0, None, data_path=path)
+    with pytest.raises(ValueError, match=r"no obs column 'cell_type' .* its obs columns: "
+                                         r"louvain\. Pass --label-key NAME"):
+        run.single_cell()
+    run.label_key = "louvain"
+    adata = run.single_cell()
+    assert run.read_data and sorted(adata.obs["cell_type"].unique()) == ["B", "T"]
+    assert "counts" in adata.layers and isinstance(adata.X, np.ndarray)

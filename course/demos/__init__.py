@@ -79,6 +79,32 @@ class Run:
     mixed_precision: bool = False
     target: Path | None = None
     timing: dict = dataclasses.field(default_factory=dict)
+    data_path: Path | None = None  # --data: the user's cells instead of PBMC.
+    label_key: str = "cell_type"
+    layer: str | None = None
+    read_data: bool = False  # Set by single_cell(): the demo did read --data.
+
+    def single_cell(self):
+        """The demo's cells as an AnnData in the toolkit's layout: PBMC (``--source``), or the
+        user's file (``--data``) read, prepared (quality control, highly variable genes; the
+        summary is printed) and labelled by its ``--label-key`` column as ``obs["cell_type"]``.
+        """
+        from course import datasets
+
+        if self.data_path is None:
+            return datasets.load_pbmc(source=self.source)
+        self.read_data = True
+        adata = datasets.read(self.data_path)
+        if self.label_key not in adata.obs:
+            raise ValueError(
+                f"{self.data_path} has no obs column {self.label_key!r} for the cell labels; "
+                f"its obs columns: {', '.join(map(str, adata.obs.columns)) or 'none'}. Pass "
+                "--label-key NAME."
+            )
+        adata = datasets.prepare(adata, layer=self.layer)
+        adata.obs["cell_type"] = adata.obs[self.label_key].astype(str).astype("category")
+        adata.X = adata.X.toarray()  # The demos' baselines (PCA) read a dense X.
+        return adata
 
     @property
     def is_chief(self) -> bool:
@@ -193,6 +219,8 @@ def data_source_name(data: str, source: str) -> str:
     """Where the demo's data come from now: "cache", "download" or "bundled"."""
     from course import datasets
 
+    if source == "file":  # --data: the user's file.
+        return "file"
     return (datasets.mnist_source if data == "mnist" else datasets.pbmc_source)(source)
 
 
@@ -242,6 +270,7 @@ def validate_request(
     seed: int = 0,
     cpu_replicas: int | None = None,
     source: str = "auto",
+    data_path: str | os.PathLike | None = None,
 ) -> Path:
     """Check a ``run`` request without writing anything; return the output folder.
 
@@ -258,6 +287,13 @@ def validate_request(
     if cpu_replicas is not None and cpu_replicas < 1:
         raise ValueError(f"--cpu-replicas must be at least 1, got {cpu_replicas}.")
     data = DEMOS[name].data
+    if data_path is not None:
+        single_cell = sorted(n for n, d in DEMOS.items() if d.data == "pbmc")
+        if data != "pbmc":
+            raise ValueError(f"--data replaces the PBMC cells of the single-cell demos "
+                             f"({', '.join(single_cell)}); {name} does not read them.")
+        if not Path(data_path).exists():
+            raise FileNotFoundError(f"--data {data_path} does not exist.")
     if data is not None and source not in DATA_SOURCES[data]:
         raise ValueError(
             f"Unknown --source {source!r} for {name}, which loads {data.upper()}: choose "
@@ -278,13 +314,17 @@ def run(
     cpu_replicas: int | None = None,
     mixed_precision: bool = False,
     source: str = "auto",
+    data_path: str | os.PathLike | None = None,
+    label_key: str = "cell_type",
+    layer: str | None = None,
 ) -> dict:
     """Run the demo ``name`` end to end and return its metrics (also written to metrics.json).
 
     The outputs appear in ``out`` (default ``runs/NAME``) only when the demo has finished; an
-    interrupted run leaves the previous complete result in place.
+    interrupted run leaves the previous complete result in place. ``data_path`` (``--data``):
+    a single-cell demo runs on the user's file instead (see :meth:`Run.single_cell`).
     """
-    target = validate_request(name, out, epochs, seed, cpu_replicas, source)
+    target = validate_request(name, out, epochs, seed, cpu_replicas, source, data_path)
     import keras
 
     from course import distribute
@@ -300,7 +340,9 @@ def run(
     os.umask(umask)
     scratch.chmod(0o777 & ~umask)  # mkdtemp's folder is private; the result should not be
     context = Run(name, scratch, epochs if epochs is not None else demo.epochs, seed,
-                  strategy_object, source, mixed_precision, target)
+                  strategy_object, "file" if data_path else source, mixed_precision, target,
+                  data_path=None if data_path is None else Path(data_path),
+                  label_key=label_key, layer=layer)
     print(
         f"course run {name}: seed {seed}, {strategy_object.num_replicas_in_sync} replica(s), "
         f"{'mixed_float16' if mixed_precision else 'float32'}; results go to {target}/ when "
@@ -309,6 +351,9 @@ def run(
     start = time.perf_counter()
     try:
         record = demo.fn(context)
+        if data_path is not None and not context.read_data:
+            raise ValueError(f"Demo {name!r} does not read --data yet (it loaded PBMC); its "
+                             "results were not kept.")
         if not isinstance(record, dict) or tuple(record) != METRICS_KEYS:
             raise TypeError(
                 f"Demo {name!r} returned a {type(record).__name__} that is not run.report(...); "

@@ -59,7 +59,7 @@ def dgd_pbmc(run: Run) -> dict:
     from course import datasets, metrics, plots
     from course.demos import data_source_name
 
-    adata = datasets.load_pbmc(source=run.source)
+    adata = run.single_cell()
     counts = datasets.counts(adata)
     cell_types, names = datasets.labels(adata, "cell_type")
     cell_indices = np.arange(len(counts))

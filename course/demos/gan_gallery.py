@@ -259,7 +259,7 @@ def scgan_pbmc(run: Run) -> dict:
     from course import datasets, plots
     from course.demos import data_source_name
 
-    adata = datasets.load_pbmc(source=run.source)
+    adata = run.single_cell()
     counts = datasets.counts(adata)
     labels, type_names = datasets.labels(adata)
     gans, histories = train_single_cell_gans(counts, labels, run.epochs, run.strategy,

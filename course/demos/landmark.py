@@ -16,10 +16,10 @@ N_SPLITS = 5
 @demo("landmark-pbmc", "PBMC landmark -> target genes: LandmarkGAN vs ridge, kNN, MLPs "
                              "and floors, 5 random splits", epochs=200, data="pbmc")
 def landmark_pbmc(run: Run) -> dict:
-    from course import datasets, evaluation, plots
+    from course import evaluation, plots
     from course.demos import data_source_name
 
-    adata = datasets.load_pbmc(source=run.source)
+    adata = run.single_cell()
     predictions: dict = {}
     rows = evaluation.evaluate(adata, n_splits=N_SPLITS, epochs=run.epochs, seed=run.seed,
                                first_split_predictions=predictions)

@@ -113,7 +113,7 @@ def vae_pbmc(run: Run) -> dict:
     from course import datasets, metrics, models, plots
     from course.demos import data_source_name
 
-    adata = datasets.load_pbmc(source=run.source)
+    adata = run.single_cell()
     counts = datasets.counts(adata)
     cell_types, names = datasets.labels(adata, "cell_type")
     vae, history = _train(run, lambda: models.VAE(
@@ -142,7 +142,8 @@ def vae_pbmc(run: Run) -> dict:
                     "umap_vae_vs_pca.png")
     return run.report(
         epochs=run.epochs,
-        data={"name": "PBMC", "source": data_source_name("pbmc", run.source),
+        data={"name": "PBMC" if run.data_path is None else run.data_path.name,
+              "source": data_source_name("pbmc", run.source),
               "n_cells": int(counts.shape[0]), "n_genes": int(counts.shape[1])},
         metrics={"train_elbo": metrics.elbo(vae, counts), **scores},
     )

@@ -103,7 +103,7 @@ def ldvae_comparison(counts, gene_names, epochs: int, seed: int = 0, strategy=No
 def ldvae_pbmc(run: Run) -> dict:
     from course import datasets, plots
 
-    adata = datasets.load_pbmc(source=run.source)
+    adata = run.single_cell()
     counts = datasets.counts(adata)
     epochs = run.epochs_or(200)
     result = ldvae_comparison(counts, np.asarray(adata.var_names), epochs, run.seed,
@@ -190,7 +190,7 @@ def dca_imputation(counts, epochs: int, seed: int = 0, fraction: float = 0.1, st
 def dca_pbmc(run: Run) -> dict:
     from course import datasets, plots
 
-    counts = datasets.counts(datasets.load_pbmc(source=run.source))
+    counts = datasets.counts(run.single_cell())
     epochs = run.epochs_or(200)
     result = dca_imputation(counts, epochs, run.seed, strategy=run.strategy, verbose=run.verbose)
     run.save_model(result["models"]["dca"], "dca.keras")
