@@ -78,6 +78,7 @@ def test_bad_arguments_and_bad_data_are_refused():
         model.cluster(COUNTS[:, :5])
 
 
+@pytest.mark.slow
 def test_two_replicas_train_like_one_device(strategy, monkeypatch):
     monkeypatch.setattr(distribute, "normal", zero_noise)
     case = Case(gmvae, lambda model: model.compile(optimizer=sgd()), COUNTS,
@@ -87,6 +88,7 @@ def test_two_replicas_train_like_one_device(strategy, monkeypatch):
                          case.loss_keys)
 
 
+@pytest.mark.slow
 def test_save_and_load_keep_the_clusters(tmp_path):
     model = gmvae(beta=0.5)
     model.compile(optimizer="adam")

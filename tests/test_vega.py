@@ -77,6 +77,7 @@ def test_duplicate_gene_names_and_log_normalized_data_are_refused():
         model.fit(np.log1p(COUNTS), epochs=1, verbose=0)
 
 
+@pytest.mark.slow
 def test_two_replicas_train_like_one_device(strategy, monkeypatch):
     monkeypatch.setattr(distribute, "normal", zero_noise)
     case = Case(vega, lambda model: model.compile(optimizer=sgd()), COUNTS,
