@@ -80,25 +80,71 @@ def image_gan(name: str, epochs: int, seed: int) -> dict:
     }
 
 
-def landmark(quick: bool, seed: int) -> dict:
+# LandmarkGAN's two other ways of training its draws, measured against its default (energy score
+# AND discriminator): the energy score alone, and the discriminator alone.
+LANDMARK_VARIANTS = {
+    "LandmarkGAN, energy score only": dict(adversarial_weight=0.0),
+    "LandmarkGAN, adversarial only": dict(energy_weight=0.0),
+}
+SUMMARY_METRICS = ["pearson_r", "rmse", "energy_score", "crps", "variance_ratio", "mmd", "auc",
+                   "cell_type_accuracy"]
+
+
+def landmark(quick: bool, seed: int, previous: str | None = None) -> dict:
     """The landmark -> target protocol on the bundled PBMC cells, and its wall time."""
     from course import datasets, evaluation
 
     adata = datasets.load_pbmc(source="bundled")
+    predictors = dict(evaluation.PREDICTORS)
+    for name, options in LANDMARK_VARIANTS.items():
+        predictors[name] = evaluation.landmark_gan(name, **options)
+    n_splits, epochs = (2, 3) if quick else (5, evaluation.EPOCHS)
     start, start_cpu = time.perf_counter(), time.process_time()
-    rows = evaluation.evaluate(adata, n_splits=2 if quick else 5, epochs=3 if quick else
-                               evaluation.EPOCHS, seed=seed)
+    rows = evaluation.evaluate(adata, n_splits=n_splits, epochs=epochs, seed=seed,
+                               predictors=predictors)
     wall_time, cpu_time = time.perf_counter() - start, time.process_time() - start_cpu
+    if previous:
+        rows += previous_landmark_gan(previous, n_splits, epochs, seed)
     summary = evaluation.summarize(rows)
-    print(evaluation.table(summary))
+    print(evaluation.table(summary, SUMMARY_METRICS))
     # On a shared machine the wall time includes waiting for other processes; the CPU time
     # (all threads) divided by the cores is what the protocol costs on a quiet machine.
     print(f"protocol wall time: {wall_time:.1f} s; CPU time {cpu_time:.1f} s on "
           f"{os.cpu_count()} cores; 1-min load average {os.getloadavg()[0]:.1f}")
     return {"wall_time_s": wall_time, "cpu_time_s": cpu_time, "n_cells": adata.n_obs,
             "n_landmarks": evaluation.N_LANDMARKS,
-            "n_targets": adata.n_vars - evaluation.N_LANDMARKS,
+            "n_targets": adata.n_vars - evaluation.N_LANDMARKS, "previous_commit": previous,
             "summary": summary, "splits": rows}
+
+
+def previous_landmark_gan(commit: str, n_splits: int, epochs: int, seed: int) -> list[dict]:
+    """The rows of LandmarkGAN as it was at ``commit`` (its package unpacked with ``git
+    archive`` into a temporary folder, this protocol's evaluation and metrics copied in),
+    under this protocol: the same splits, scores and draws per cell."""
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as folder:
+        archive = subprocess.run(["git", "-C", str(root), "archive", commit, "course"],
+                                 check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
+        for name in ("evaluation.py", "metrics.py"):
+            (Path(folder) / "course" / name).write_text((root / "course" / name).read_text())
+        script = (
+            "import json, sys\n"
+            "from course import datasets, evaluation\n"
+            "gan = evaluation.landmark_gan(sys.argv[1], monitor='val_reconstruction_loss')\n"
+            "rows = evaluation.evaluate(datasets.load_pbmc(source='bundled'), "
+            f"n_splits={n_splits}, epochs={epochs}, seed={seed}, predictors={{'gan': gan}})\n"
+            "print(json.dumps(evaluation.json_ready(rows)))\n")
+        result = subprocess.run(
+            [sys.executable, "-c", script, f"LandmarkGAN before ({commit[:7]})"], cwd=folder,
+            env={**os.environ, "PYTHONPATH": folder}, check=True, capture_output=True, text=True)
+    rows = json.loads(result.stdout.strip().splitlines()[-1])
+    return [row for row in rows if not row["predictor"].startswith("truth")]
 
 
 def print_table(rows: list[dict], columns: list[str]) -> None:
@@ -118,6 +164,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a few epochs only")
     parser.add_argument("--part", choices=("all", "images", "landmark"), default="all")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--previous", metavar="COMMIT",
+                        help="also measure LandmarkGAN as it was at COMMIT (landmark part)")
     args = parser.parse_args()
     import tensorflow as tf
 
@@ -133,7 +181,7 @@ def main() -> None:
                                        "classes_present", "conditional_accuracy",
                                        "mmd_to_test", "real_vs_generated_auc"])
     if args.part in ("all", "landmark"):
-        report["landmark"] = landmark(args.quick, args.seed)
+        report["landmark"] = landmark(args.quick, args.seed, args.previous)
     report.update({
         "quick": args.quick, "seed": args.seed,
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),

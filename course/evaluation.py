@@ -11,7 +11,15 @@ One protocol serves the ``landmark-pbmc`` demo, ``benchmarks/gan.py`` and lab 5:
   the sparse targets (detected in at least / less than half of the training cells); realism of
   the predicted matrix against the true one (median per-gene variance ratio, zero fraction,
   MMD, real-vs-predicted classifier AUC); and the cell-type accuracy of a kNN classifier of
-  real training cells applied to the predicted profiles.
+  real training cells applied to the predicted profiles;
+- a conditional SAMPLER (a predictor that returns several draws per test cell, shape (cells,
+  draws, targets)) is judged as one: by the energy score and the per-gene CRPS of its draws
+  (proper scoring rules: only the true conditional distribution scores best in expectation),
+  its realism from one draw per cell, and its accuracy from the mean of its draws. A point
+  prediction gets the same two scores as a sampler that always draws it (its distance to the
+  truth and its MAE), so point predictors and samplers share the columns. The samplers to beat
+  are simple and strong: the targets of a random one of the k nearest training cells, and
+  ridge's prediction plus a resampled training residual.
 
 Why not MAE alone: most targets are not detected in most cells, so a gene's median is zero and
 predicting each gene's median beats every model on MAE while knowing nothing about any cell.
@@ -32,6 +40,8 @@ BATCH_SIZE = 64
 PATIENCE = 10
 DENSE_DETECTION = 0.5  # dense targets are detected in at least half of the training cells
 KNN_NEIGHBOURS = (5, 10, 20, 40)
+SAMPLER_NEIGHBOURS = (2, 5, 10, 20, 40)
+N_DRAWS = 20  # draws per test cell of a conditional sampler
 RIDGE_ALPHAS = tuple(np.logspace(-1, 5, 13))
 
 # Metric name -> (kind, direction, description); the direction says which way is better. The
@@ -52,6 +62,10 @@ METRICS = {
     "auc": ("realism", "0.5 is best", "cross-validated AUC of a real-vs-predicted classifier"),
     "cell_type_accuracy": ("realism", "higher", "kNN cell-type classifier of real training "
                                                 "cells, applied to the predicted profiles"),
+    "energy_score": ("sample", "lower", "mean over cells of the energy score of the draws "
+                                        "(a point prediction: its distance to the truth)"),
+    "crps": ("sample", "lower", "mean over cells and genes of the CRPS of the draws (a point "
+                                "prediction: its MAE)"),
 }
 ACCURACY_METRICS = [name for name, (kind, _, _) in METRICS.items() if kind == "accuracy"]
 
@@ -59,20 +73,24 @@ ACCURACY_METRICS = [name for name, (kind, _, _) in METRICS.items() if kind == "a
 # --- Scoring -----------------------------------------------------------------------------------
 
 
-def score(y_true, y_pred, y_train, labels_train, labels_test, seed: int = 0) -> dict:
+def score(y_true, y_pred, y_train, labels_train, labels_test, seed: int = 0,
+          samples=None) -> dict:
     """Every metric of one prediction, all on the log1p expression scale.
 
     Args:
         y_true: true target expression of the test cells.
-        y_pred: predicted target expression of the test cells.
+        y_pred: predicted target expression of the test cells (a sampler's: the mean of its
+            draws).
         y_train: true target expression of the training cells (centring, dense/sparse split,
             and the kNN cell-type classifier).
         labels_train, labels_test: cell types of the training and test cells.
+        samples: a sampler's draws, (cells, draws, targets): the energy score and CRPS use all
+            of them, the realism metrics the first draw of each cell. None: a point prediction.
 
     Returns:
         A flat dict of floats: the accuracy metrics with suffixes ``""`` (all targets),
         ``"_dense"`` and ``"_sparse"``, ``n_undefined_r`` (genes whose r is undefined, left out
-        of ``pearson_r``), and the realism metrics.
+        of ``pearson_r``), the realism metrics and the sample scores.
     """
     y_true, y_pred = np.asarray(y_true, np.float64), np.asarray(y_pred, np.float64)
     y_train = np.asarray(y_train, np.float64)
@@ -96,12 +114,16 @@ def score(y_true, y_pred, y_train, labels_train, labels_test, seed: int = 0) -> 
             metrics.per_cell_pearson(truth, prediction, center=center[genes]))[0]
         if not suffix:
             scores["n_undefined_r"] = n_undefined
-    scores["variance_ratio"] = float(np.nanmedian(metrics.variance_ratio(y_true, y_pred)))
-    scores["zero_fraction"] = metrics.zero_fraction(y_pred)
-    scores["mmd"] = metrics.mmd(y_pred, y_true, seed=seed)
-    scores["auc"] = metrics.classifier_auc(y_true, y_pred, seed=seed)
+    draws = y_pred[:, None, :] if samples is None else np.asarray(samples, np.float64)
+    one_draw = draws[:, 0, :]  # The point prediction itself, or one draw per cell.
+    scores["variance_ratio"] = float(np.nanmedian(metrics.variance_ratio(y_true, one_draw)))
+    scores["zero_fraction"] = metrics.zero_fraction(one_draw)
+    scores["mmd"] = metrics.mmd(one_draw, y_true, seed=seed)
+    scores["auc"] = metrics.classifier_auc(y_true, one_draw, seed=seed)
     scores["cell_type_accuracy"] = metrics.expression_knn_accuracy(
-        y_train, labels_train, y_pred, labels_test)
+        y_train, labels_train, one_draw, labels_test)
+    scores["energy_score"] = float(metrics.energy_score(draws, y_true).mean())
+    scores["crps"] = float(metrics.crps(draws, y_true).mean())
     return scores
 
 
@@ -177,18 +199,70 @@ def mlp(loss: str, name: str) -> Callable:
     return predictor
 
 
-def landmark_gan(split, seed: int, epochs: int) -> dict:
-    """LandmarkGAN with its defaults: the point prediction and one conditional sample per cell."""
-    import keras
+def landmark_gan(name: str = "LandmarkGAN", monitor: str = "val_energy_score",
+                 **options) -> Callable:
+    """LandmarkGAN (its defaults, changed by ``options``): its point prediction and N_DRAWS
+    conditional draws per cell, early-stopped on ``monitor`` (validation cells)."""
 
-    from course import models
+    def predictor(split, seed: int, epochs: int) -> dict:
+        import keras
 
-    keras.utils.set_random_seed(seed)
-    model = models.LandmarkGAN(split.n_landmarks, split.n_targets, seed=seed)
-    model.compile()
-    fit_on_split(model, split, epochs, seed, monitor="val_reconstruction_loss")
-    return {"LandmarkGAN": model.predict(split.x_test, verbose=0),
-            "LandmarkGAN (one sample)": model.generate(split.x_test, seed=seed)}
+        from course import models
+
+        keras.utils.set_random_seed(seed)
+        model = models.LandmarkGAN(split.n_landmarks, split.n_targets, seed=seed, **options)
+        model.compile()
+        fit_on_split(model, split, epochs, seed, monitor=monitor)
+        draws = [model.generate(split.x_test, seed=seed * N_DRAWS + draw)
+                 for draw in range(N_DRAWS)]
+        return {name: model.predict(split.x_test, verbose=0),
+                f"{name} (samples)": np.stack(draws, axis=1)}
+
+    predictor.__doc__ = f"{name}: LandmarkGAN({options or ''}), point prediction and draws."
+    return predictor
+
+
+def knn_sampler(split, seed: int, epochs: int) -> dict:
+    """Conditional draws: the targets of a random one of the k nearest training cells in
+    landmark space (real profiles of similar cells), k by the validation energy score."""
+    from sklearn.neighbors import NearestNeighbors
+
+    neighbours = NearestNeighbors(n_neighbors=max(SAMPLER_NEIGHBOURS)).fit(split.x_train)
+
+    def draws(landmarks, k):
+        nearest = neighbours.kneighbors(landmarks, k, return_distance=False)
+        rng = np.random.default_rng(seed)
+        picks = np.take_along_axis(nearest, rng.integers(0, k, (len(landmarks), N_DRAWS)), 1)
+        return split.y_train[picks]
+
+    best_k = min(SAMPLER_NEIGHBOURS, key=lambda k: sampler_energy(split, draws(split.x_val, k)))
+    return {"kNN sampler": draws(split.x_test, best_k)}
+
+
+def ridge_residuals(split, seed: int, epochs: int) -> dict:
+    """Conditional draws: ridge's prediction (alpha by leave-one-out CV) plus the residual of a
+    random training cell (whole profiles, so that genes keep their correlations)."""
+    from sklearn.linear_model import RidgeCV
+
+    model = RidgeCV(alphas=RIDGE_ALPHAS).fit(split.x_train, split.y_train)
+    residuals = split.y_train - model.predict(split.x_train)
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(residuals), (len(split.x_test), N_DRAWS))
+    return {"ridge + residuals": model.predict(split.x_test)[:, None, :] + residuals[picks]}
+
+
+def sampler_energy(split, standardized_draws) -> float:
+    """The mean energy score of draws for the validation cells, on the log1p scale."""
+    return float(metrics.energy_score(log1p_draws(split, standardized_draws),
+                                      split.target_expression(split.y_val)).mean())
+
+
+def log1p_draws(split, standardized) -> np.ndarray:
+    """Standardized predictions, (cells, targets) or draws (cells, draws, targets), on the
+    log1p scale."""
+    standardized = np.asarray(standardized, np.float64)
+    flat = standardized.reshape(-1, standardized.shape[-1])
+    return split.target_expression(flat).reshape(standardized.shape)
 
 
 PREDICTORS: dict[str, Callable] = {
@@ -198,7 +272,9 @@ PREDICTORS: dict[str, Callable] = {
     "kNN regression": knn_regression,
     "MLP (MSE, D-GEX)": mlp("mse", "MLP (MSE, D-GEX)"),
     "MLP (L1)": mlp("mae", "MLP (L1)"),
-    "LandmarkGAN": landmark_gan,
+    "kNN sampler": knn_sampler,
+    "ridge + residuals": ridge_residuals,
+    "LandmarkGAN": landmark_gan(),
 }
 
 
@@ -227,7 +303,8 @@ def evaluate(
 
     Returns:
         One row per split and prediction: ``split``, ``predictor``, ``seconds`` (fit and
-        predict) and every metric of :func:`score`.
+        predict) and every metric of :func:`score`. A predictor's array of shape (cells,
+        targets) is a point prediction, of shape (cells, draws, targets) conditional draws.
     """
     if n_splits < 1:
         raise ValueError(f"n_splits must be at least 1, got {n_splits}.")
@@ -244,17 +321,19 @@ def evaluate(
             predictions = predictor(split, seed + index, epochs)
             seconds = time.perf_counter() - start
             for name, prediction in predictions.items():
-                prediction = split.target_expression(prediction)
+                prediction = log1p_draws(split, prediction)
+                samples = prediction if prediction.ndim == 3 else None
+                point = prediction if samples is None else samples.mean(axis=1)
                 if index == 0 and first_split_predictions is not None:
-                    first_split_predictions.update({name: prediction, "truth": y_test})
-                scores = score(y_test, prediction, y_train,
+                    first_split_predictions.update({name: point, "truth": y_test})
+                scores = score(y_test, point, y_train,
                                cell_types[split.train_index], cell_types[split.test_index],
-                               seed=seed + index)
+                               seed=seed + index, samples=samples)
                 rows.append({"split": index, "predictor": name, "seconds": seconds, **scores})
                 if verbose:
                     print(f"  split {index}: {name:<26} per-gene r {scores['pearson_r']:.3f}, "
-                          f"RMSE {scores['rmse']:.3f}, MAE {scores['mae']:.3f} "
-                          f"({seconds:.1f} s)", flush=True)
+                          f"RMSE {scores['rmse']:.3f}, energy score "
+                          f"{scores['energy_score']:.2f} ({seconds:.1f} s)", flush=True)
         rows.append({"split": index, "predictor": "truth (test cells)", "seconds": 0.0,
                      **truth_scores(y_test, y_train, cell_types, split, seed + index)})
     return rows

@@ -110,7 +110,43 @@ def test_score_of_a_constant_prediction_leaves_every_gene_undefined():
 
 def cheap_predictors():
     return {name: evaluation.PREDICTORS[name]
-            for name in ("per-gene mean", "per-gene median", "ridge", "kNN regression")}
+            for name in ("per-gene mean", "per-gene median", "ridge", "kNN regression",
+                         "kNN sampler", "ridge + residuals")}
+
+
+def direct_energy_score(draws, truth):
+    """The fair energy score of one cell, written out with two loops."""
+    m = len(draws)
+    to_truth = np.mean([np.linalg.norm(draw - truth) for draw in draws])
+    between = sum(np.linalg.norm(draws[i] - draws[j]) for i in range(m) for j in range(m) if i != j)
+    return to_truth - between / (2 * m * (m - 1))
+
+
+def test_energy_score_and_crps_are_the_fair_estimators_written_out():
+    rng = np.random.default_rng(0)
+    draws, truth = rng.normal(size=(4, 6, 3)), rng.normal(size=(4, 3))
+    np.testing.assert_allclose(metrics.energy_score(draws, truth),
+                               [direct_energy_score(d, t) for d, t in zip(draws, truth)])
+    per_gene = [[direct_energy_score(d[:, [g]], t[[g]]) for g in range(3)]
+                for d, t in zip(draws, truth)]
+    np.testing.assert_allclose(metrics.crps(draws, truth), np.mean(per_gene, axis=0))
+    # A point prediction scores its distance (energy score) and its absolute error (CRPS).
+    point = draws[:, 0]
+    np.testing.assert_allclose(metrics.energy_score(point, truth),
+                               np.linalg.norm(point - truth, axis=1))
+    np.testing.assert_allclose(metrics.crps(point, truth), np.abs(point - truth).mean(axis=0))
+    with pytest.raises(ValueError, match="cells, draws, features"):
+        metrics.energy_score(draws, truth[:3])
+
+
+def test_the_energy_score_prefers_the_true_spread_to_a_blurred_or_a_wider_one():
+    rng = np.random.default_rng(1)
+    truth = rng.normal(size=(400, 5))
+
+    def score(scale):  # draws from N(0, scale^2 I) for truth drawn from N(0, I)
+        return metrics.energy_score(scale * rng.normal(size=(400, 30, 5)), truth).mean()
+
+    assert score(1.0) < score(0.3) and score(1.0) < score(2.0)
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +168,9 @@ def test_the_protocol_is_reproducible_and_reports_every_predictor_and_split(cell
                if row["predictor"] == "per-gene mean") == 2
     summary = evaluation.summarize(rows)
     assert list(summary) == [*cheap_predictors(), "truth (test cells)"]
+    # The samplers are judged on their draws: they spread, the point predictions do not.
+    assert summary["kNN sampler"]["energy_score"][0] < summary["kNN regression"]["energy_score"][0]
+    assert summary["ridge + residuals"]["variance_ratio"][0] > summary["ridge"]["variance_ratio"][0]
     ridge_r = [row["pearson_r"] for row in rows if row["predictor"] == "ridge"]
     assert summary["ridge"]["pearson_r"] == pytest.approx([np.mean(ridge_r),
                                                            np.std(ridge_r, ddof=1)])
@@ -155,5 +194,5 @@ def test_the_neural_predictors_run_under_the_protocol(cells):
     rows = evaluation.evaluate(cells, n_splits=1, n_landmarks=10, epochs=2,
                                predictors=neural, verbose=False)
     names = {row["predictor"] for row in rows}
-    assert {"MLP (MSE, D-GEX)", "MLP (L1)", "LandmarkGAN", "LandmarkGAN (one sample)"} <= names
+    assert {"MLP (MSE, D-GEX)", "MLP (L1)", "LandmarkGAN", "LandmarkGAN (samples)"} <= names
     assert all(np.isfinite(row["rmse"]) for row in rows if "rmse" in row)

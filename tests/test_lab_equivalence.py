@@ -445,17 +445,25 @@ def test_5_4_ggan_generator_loss_is_the_landmark_gans_generator_loss(lab5, seed,
     l1_weight, consistency_weight = float(rng.uniform(1, 50)), float(rng.uniform(0.1, 5))
     model = LandmarkGAN(split.n_landmarks, split.n_targets, latent_dim=4, hidden_units=(32,),
                         reconstruction="l1", reconstruction_weight=l1_weight,
-                        consistency_weight=consistency_weight, noise_std=0.5, seed=seed)
+                        consistency_weight=consistency_weight, energy_weight=0.0,
+                        noise_std=0.5, seed=seed)
     # The discriminator does not move (learning rate 0), so the generator's loss of the step
     # can be recomputed from the initial weights and the noise the step drew.
     model.compile(d_optimizer=keras.optimizers.SGD(0.0), g_optimizer=keras.optimizers.SGD(0.01))
     initial_generator = model.generator.get_weights()
+    initial_predictor = model.predictor.get_weights()
     noise = InjectedNoise(seed=seed)
     monkeypatch.setattr(distribute, "normal", noise)
     logs = model.train_step((landmarks, targets))
     model.generator.set_weights(initial_generator)
-    _, generator_latent, noise_1, noise_2 = (tf.constant(draw) for draw in noise.draws)
-    fake_logits = model.discriminator([landmarks, model.generator([landmarks, generator_latent])])
+    model.predictor.set_weights(initial_predictor)
+    # Drawn in turn: the discriminator's sample (latent, gene noise), the generator's, then the
+    # two noisy copies of the landmarks. (energy_weight=0: the lab's loss has no energy score.)
+    _, _, generator_latent, gene_noise, noise_1, noise_2 = (tf.constant(draw)
+                                                            for draw in noise.draws)
+    samples = model.predictor(landmarks) + model.generator([landmarks, generator_latent,
+                                                            gene_noise])
+    fake_logits = model.discriminator([landmarks, samples])
     predicted = model(landmarks + 0.5 * noise_1)
     other_predicted = model(landmarks + 0.5 * noise_2)
     mine = lab5["ggan_generator_loss"](fake_logits, predicted, targets, other_predicted,
