@@ -134,7 +134,7 @@ def prepared(raw):
 
 def test_prepare_removes_low_quality_cells_and_says_so(prepared):
     _, _, result = prepared
-    qc = result.uns["prepare"]["steps"][0]
+    qc = result.uns["prepare"]["steps"]["quality_control"]
     assert qc["cells_below_min_genes"] == 8 and qc["cells_above_max_mito_fraction"] == 6
     assert qc["mito_genes_found"] == N_MITO and qc["cells_removed"] == 14
     assert not any(name in result.obs_names for name in ("CELL0-1", "CELL13-1"))
@@ -144,7 +144,8 @@ def test_prepare_removes_low_quality_cells_and_says_so(prepared):
         in text
 
 
-def test_prepare_keeps_the_most_variable_genes_counts_and_log_normalized_x(prepared):
+def test_prepare_keeps_the_most_variable_genes_counts_and_log_normalized_x(prepared,
+                                                                           tmp_path):
     before, adata, result = prepared
     assert result.n_vars == 100 and result.n_obs == N_CELLS - 14
     counts = result.layers["counts"]
@@ -154,6 +155,8 @@ def test_prepare_keeps_the_most_variable_genes_counts_and_log_normalized_x(prepa
     np.testing.assert_allclose(result.X.toarray(), expected, rtol=1e-5)
     np.testing.assert_array_equal(result.obs["library_size"], counts.sum(axis=1).A1)
     assert (adata.X != before.X).nnz == 0 and adata.shape == before.shape  # Input untouched.
+    result.write_h5ad(tmp_path / "prepared.h5ad")  # The summary in uns can be saved.
+    assert datasets.read(tmp_path / "prepared.h5ad").uns["prepare"]["cells_out"] == result.n_obs
     assert list(result.obs["cell_type"].unique()) == ["T"]
 
 
@@ -205,3 +208,20 @@ def test_a_single_cell_demo_reads_your_file_and_names_a_missing_label_column(tmp
     adata = run.single_cell()
     assert run.read_data and sorted(adata.obs["cell_type"].unique()) == ["B", "T"]
     assert "counts" in adata.layers and isinstance(adata.X, np.ndarray)
+
+
+@pytest.mark.slow
+def test_the_your_own_data_notebook_runs_in_smoke_mode(tmp_path):
+    """notebooks/your_own_data.py (ungraded): read, prepare, train, UMAP, save to .h5ad."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    notebook = Path(__file__).resolve().parents[1] / "notebooks" / "your_own_data.py"
+    env = {**os.environ, "COURSE_SMOKE": "1", "MPLBACKEND": "Agg", "TMPDIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, str(notebook)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "['cells_with_vae.h5ad', 'vae.keras']" in done.stdout
+    assert "prepare: 700 cells x 765 genes in" in done.stdout

@@ -36,8 +36,9 @@ def prepare(adata, n_top_genes: int = 2000, min_genes: int = 200, min_cells: int
         verbose: print the summary of what each step removed.
 
     Returns:
-        A new AnnData in the toolkit's layout; ``uns["prepare"]`` lists each step with the
-        threshold used and the cells and genes it removed.
+        A new AnnData in the toolkit's layout; ``uns["prepare"]["steps"]`` holds each step
+        (quality_control, rare_genes, highly_variable_genes, empty_cells) with the threshold
+        used and the cells and genes it removed (:func:`summary` prints them).
 
     Raises:
         ValueError: if the counts are not raw counts (negative, non-integer: normalized data),
@@ -50,7 +51,7 @@ def prepare(adata, n_top_genes: int = 2000, min_genes: int = 200, min_cells: int
     _validate_thresholds(n_top_genes, min_genes, min_cells, max_mito_fraction)
     counts = scipy.sparse.csr_matrix(_raw_counts(adata, layer), dtype=np.float32)
     counts.eliminate_zeros()
-    steps = []
+    steps = {}
     obs = adata.obs.copy()
     var = adata.var.copy()
     obs["n_genes"] = np.diff(counts.indptr)
@@ -62,33 +63,32 @@ def prepare(adata, n_top_genes: int = 2000, min_genes: int = 200, min_cells: int
     few_genes = obs["n_genes"].to_numpy() < min_genes
     much_mito = obs["mito_fraction"].to_numpy() > max_mito_fraction
     keep_cells = ~(few_genes | much_mito)
-    steps.append({
-        "step": "quality control of cells",
+    steps["quality_control"] = {
         "min_genes": min_genes, "cells_below_min_genes": int(few_genes.sum()),
         "max_mito_fraction": max_mito_fraction, "mito_genes_found": int(mito.sum()),
         "cells_above_max_mito_fraction": int(much_mito.sum()),
         "cells_removed": int((~keep_cells).sum()), "cells_kept": int(keep_cells.sum()),
-    })
+    }
     _require_left(keep_cells.sum(), "cells", "min_genes or max_mito_fraction")
     counts, obs = counts[keep_cells], obs[keep_cells]
 
     cells_per_gene = np.bincount(counts.indices, minlength=counts.shape[1])
     keep_genes = cells_per_gene >= min_cells
-    steps.append({"step": "rarely detected genes", "min_cells": min_cells,
-                  "genes_removed": int((~keep_genes).sum()), "genes_kept": int(keep_genes.sum())})
+    steps["rare_genes"] = {"min_cells": min_cells, "genes_removed": int((~keep_genes).sum()),
+                           "genes_kept": int(keep_genes.sum())}
     _require_left(keep_genes.sum(), "genes", "min_cells")
     counts, var = counts[:, keep_genes], var[keep_genes]
 
     variable = _highly_variable(counts, n_top_genes)
-    steps.append({"step": "highly variable genes (seurat_v3, on the counts)",
-                  "n_top_genes": n_top_genes, "genes_removed": int((~variable).sum()),
-                  "genes_kept": int(variable.sum())})
+    steps["highly_variable_genes"] = {"flavor": "seurat_v3", "n_top_genes": int(n_top_genes),
+                                      "genes_removed": int((~variable).sum()),
+                                      "genes_kept": int(variable.sum())}
     total_counts = obs["total_counts"].to_numpy()
     counts, var = counts[:, variable], var[variable]
 
     has_counts = np.diff(counts.indptr) > 0
-    steps.append({"step": "cells without counts on the kept genes",
-                  "cells_removed": int((~has_counts).sum()), "cells_kept": int(has_counts.sum())})
+    steps["empty_cells"] = {"cells_removed": int((~has_counts).sum()),
+                            "cells_kept": int(has_counts.sum())}
     _require_left(has_counts.sum(), "cells", "n_top_genes")
     counts, obs, total_counts = counts[has_counts], obs[has_counts], total_counts[has_counts]
 
@@ -111,11 +111,9 @@ def prepare(adata, n_top_genes: int = 2000, min_genes: int = 200, min_cells: int
 def summary(adata) -> str:
     """The report of :func:`prepare` (from ``adata.uns["prepare"]``), one line per step."""
     record = adata.uns["prepare"]
-    steps = {step["step"]: step for step in record["steps"]}
-    qc = steps["quality control of cells"]
-    genes = steps["rarely detected genes"]
-    variable = steps["highly variable genes (seurat_v3, on the counts)"]
-    empty = steps["cells without counts on the kept genes"]
+    steps = record["steps"]
+    qc, genes = steps["quality_control"], steps["rare_genes"]
+    variable, empty = steps["highly_variable_genes"], steps["empty_cells"]
     return "\n".join([
         f"prepare: {record['cells_in']:,} cells x {record['genes_in']:,} genes in",
         f"  quality control: removed {qc['cells_removed']:,} cells ({qc['cells_below_min_genes']:,}"
