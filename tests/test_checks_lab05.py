@@ -38,6 +38,9 @@ EDITS = [
      "mlp.fit(split.x_test, split.y_test,", "trained on them"),
     ("5.3", "train_mlp", "validation_data=(split.x_val, split.y_val),", "",
      "pass validation_data"),
+    ("5.3", "train_mlp", "mlp.fit(split.x_train, split.y_train,",
+     "mlp.fit(np.concatenate([split.x_train, split.x_val]), "
+     "np.concatenate([split.y_train, split.y_val]),", "training AND validation cells"),
     ("5.3", "train_mlp", "loss=loss", 'loss="mse"', "pass the function's `loss` argument"),
     ("5.4", "ggan_generator_loss", "ops.ones_like(fake_logits)", "ops.zeros_like(fake_logits)",
      "make D say 'fake'"),

@@ -167,9 +167,20 @@ def mlp_verdict(inputs, outputs):
             raise CheckFailed("the recorded validation losses do not match the returned "
                               "model on the validation cells: fit with validation_data="
                               "(split.x_val, split.y_val) and return that model")
+        n_train, n_val = len(inputs["y_train"]), len(inputs["y_val"])
+        fitted_rows = [int(rows) for rows in outputs.get(f"{loss}_fitted_rows", [])]
+        if n_train + n_val in fitted_rows:
+            raise CheckFailed("the model was trained on the training AND validation cells while "
+                              "early stopping watched those same validation cells: its "
+                              "validation loss then scores cells it learned from, so it cannot "
+                              "tell when the model stops generalizing. Fit on split.x_train and "
+                              "split.y_train only")
         if error["test"] < error["val"]:
             raise CheckFailed("the model fits the TEST cells better than the validation cells: "
                               "was it trained on them? fit on split.x_train and split.y_train")
+        if any(rows not in (n_train, -1) for rows in fitted_rows) and n_train not in fitted_rows:
+            raise CheckFailed(f"fit was given {fitted_rows[-1]} cells, not the {n_train} training "
+                              "cells: fit on split.x_train and split.y_train")
 
 
 # --- 5.4: GGAN's generator loss -------------------------------------------------------------

@@ -8,6 +8,8 @@ training, validation and test parts the grader knows apart.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from course.grading.probes.tools import to_numpy
@@ -65,14 +67,16 @@ def loss_code(loss) -> int:
 
 def train_mlp(ns, inputs):
     """For each loss, the student's trained MLP: its compiled loss, the number of optimizer
-    steps, the validation losses it recorded, and its predictions for every part of the cells."""
+    steps, the validation losses it recorded, its predictions for every part of the cells, and
+    how many cells each ``fit`` of a ``models.MLPRegressor`` was given (-1: not arrays)."""
     import keras
 
     split = split_from(inputs)
     outputs = {}
     for loss in LOSS_CODES:
         keras.utils.set_random_seed(0)
-        model = ns["train_mlp"](split, loss, int(inputs["epochs"]))
+        with recorded_fits(ns["train_mlp"]) as fitted_rows:
+            model = ns["train_mlp"](split, loss, int(inputs["epochs"]))
         if not isinstance(model, keras.Model):
             raise CheckFailed(f"train_mlp should return the trained Keras model, got "
                               f"{type(model).__name__}")
@@ -80,10 +84,36 @@ def train_mlp(ns, inputs):
         outputs[f"{loss}_loss_code"] = loss_code(getattr(model, "loss", None))
         outputs[f"{loss}_steps"] = int(model.optimizer.iterations) if model.optimizer else 0
         outputs[f"{loss}_val_loss"] = np.asarray(history.get("val_loss", []), np.float64)
+        outputs[f"{loss}_fitted_rows"] = np.asarray(fitted_rows, np.int64)
         for part in ("train", "val", "test"):
             outputs[f"{loss}_{part}"] = to_numpy(
                 model.predict(inputs[f"x_{part}"], verbose=0), "the MLP's predict")
     return outputs
+
+
+@contextlib.contextmanager
+def recorded_fits(function):
+    """``course.models.MLPRegressor`` (and every global of ``function`` bound to it) replaced,
+    while the block runs, by a subclass that records the number of cells each ``fit`` is
+    given; yields the list of those numbers."""
+    from course import models
+
+    real, rows = models.MLPRegressor, []
+
+    class RecordedMLPRegressor(real):
+        def fit(self, x=None, y=None, *args, **kwargs):
+            rows.append(len(x) if isinstance(x, np.ndarray) else -1)
+            return super().fit(x, y, *args, **kwargs)
+
+    namespace = getattr(function, "__globals__", {})
+    names = [name for name, value in namespace.items() if value is real]
+    models.MLPRegressor = RecordedMLPRegressor
+    namespace.update(dict.fromkeys(names, RecordedMLPRegressor))
+    try:
+        yield rows
+    finally:
+        models.MLPRegressor = real
+        namespace.update(dict.fromkeys(names, real))
 
 
 def ggan_generator_loss(ns, inputs):
