@@ -68,6 +68,15 @@ METRICS = {
                                 "prediction: its MAE)"),
 }
 ACCURACY_METRICS = [name for name, (kind, _, _) in METRICS.items() if kind == "accuracy"]
+# The panels of the protocol figure (plots.protocol_bars): title and which value is best.
+FIGURE_PANELS = {
+    "pearson_r": ("Per-gene Pearson r", "higher"),
+    "rmse": ("RMSE (log1p scale)", "lower"),
+    "energy_score": ("Energy score per cell", "lower"),
+    "crps": ("CRPS per gene", "lower"),
+    "variance_ratio": ("Variance ratio, predicted/true", "1"),
+    "auc": ("Real-vs-predicted AUC", "0.5"),
+}
 
 
 # --- Scoring -----------------------------------------------------------------------------------

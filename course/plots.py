@@ -378,31 +378,44 @@ def top_genes_per_factor(loadings, gene_names, n_top: int = 8, n_cols: int = 5,
     return figure
 
 
-def protocol_bars(summary: dict, metric_names: tuple[str, ...] = (
-        "pearson_r", "cell_r", "rmse", "mae", "variance_ratio", "cell_type_accuracy"),
-        title: str = "Landmark -> target genes, test cells (mean +- sd over splits)"):
+def protocol_bars(summary: dict, panels: dict[str, tuple[str, str]],
+                  title: str = "Landmark -> target genes, test cells (mean +- sd over splits)"):
     """One bar chart per metric of ``course.evaluation.summarize``: mean with sd error bars.
+
+    Args:
+        summary: {predictor: {metric: [mean, sd]}}.
+        panels: metric -> (panel title, which value is best: "higher", "lower" or a number
+            such as "1" or "0.5", drawn as a dashed line), in the order of the panels.
 
     Undefined values (a correlation of a constant prediction) are left blank and marked "n/a".
     """
     predictors = [name for name in summary if any(
-        not np.isnan(summary[name].get(metric, [np.nan])[0]) for metric in metric_names)]
-    n_cols = min(3, len(metric_names))
-    n_rows = -(-len(metric_names) // n_cols)
-    figure, axes = plt.subplots(n_rows, n_cols, figsize=(4.2 * n_cols, 0.32 * len(predictors)
-                                                         * n_rows + 1.2), squeeze=False)
+        not np.isnan(summary[name].get(metric, [np.nan])[0]) for metric in panels)]
+    n_cols = min(3, len(panels))
+    n_rows = -(-len(panels) // n_cols)
+    figure, axes = plt.subplots(n_rows, n_cols, figsize=(5.4 * n_cols, 0.3 * len(predictors)
+                                                         * n_rows + 1.6), squeeze=False)
     positions = np.arange(len(predictors))
-    for axis, metric in zip(axes.flat, metric_names):
+    for axis, (metric, (panel_title, best)) in zip(axes.flat, panels.items()):
         means, sds = np.array([summary[p].get(metric, [np.nan, np.nan]) for p in predictors]).T
         axis.barh(positions, np.nan_to_num(means), xerr=np.nan_to_num(sds), color="tab:blue")
         for position in positions[np.isnan(means)]:
             axis.text(0, position, " n/a", va="center", fontsize="small")
         axis.set_yticks(positions, predictors, fontsize="small")
         axis.invert_yaxis()
-        axis.set_title(metric, fontsize="medium")
-    for axis in list(axes.flat)[len(metric_names):]:
+        axis.set_title(panel_title, fontsize="medium")
+        if best == "higher":
+            axis.set_xlabel("higher is better \u2192", fontsize="small")
+        elif best == "lower":
+            axis.set_xlabel("\u2190 lower is better", fontsize="small")
+        else:
+            axis.axvline(float(best), color="black", linestyle="--", linewidth=1)
+            axis.set_xlabel(f"closest to {best} is best (dashed line)", fontsize="small")
+    for axis in list(axes.flat)[len(panels):]:
         axis.axis("off")
-    figure.suptitle(title)
+    figure.suptitle(f"{title}\nA sampler's row: the mean of its draws (r, RMSE), its draws "
+                    "(energy score, CRPS), one draw per cell (variance ratio, AUC)",
+                    fontsize="medium")
     figure.tight_layout()
     return figure
 

@@ -1,8 +1,10 @@
 """Landmark -> target gene prediction on PBMC cells, measured by ``course.evaluation``.
 
-LandmarkGAN against the floors (per-gene mean and median), ridge regression, kNN regression and
-the D-GEX MLP trained with MSE or L1, over several random cell splits. The protocol trains its
-many small models on one device (``--strategy`` does not apply here).
+LandmarkGAN (its point prediction and its conditional draws) against the floors (per-gene mean
+and median), ridge regression, kNN regression, the D-GEX MLP trained with MSE or L1, and two
+conditional samplers (a random near neighbour's profile; ridge plus a resampled residual), over
+several random cell splits. The protocol trains its many small models on one device
+(``--strategy`` does not apply here).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ def landmark_pbmc(run: Run) -> dict:
     print(evaluation.table(summary))
     run.path("table.md").write_text(evaluation.table(summary, markdown=True) + "\n")
     run.path("splits.json").write_text(json.dumps(evaluation.json_ready(rows), indent=1) + "\n")
-    run.save_figure(plots.protocol_bars(summary), "protocol.png")
+    run.save_figure(plots.protocol_bars(summary, evaluation.FIGURE_PANELS), "protocol.png")
     for name in ("LandmarkGAN", "ridge"):
         figure = plots.predicted_vs_true(predictions["truth"], predictions[name],
                                          title=f"{name}, test cells of split 0 (log1p)")
