@@ -2,7 +2,8 @@
 
 - ``vae.py``: VAE (LDVAE with decoder='linear') and ConditionalVAE (image and count
   likelihoods).
-- ``gan.py``: GAN and ConditionalGAN.
+- ``adversarial.py``: what every GAN shares (two optimizers, trackers, checks, latent
+  noise, the one-hot condition); ``gan.py``: GAN and ConditionalGAN.
 - ``dca.py``: DCA, the deep count autoencoder (ZINB denoising).
 - ``scgen.py``: ScGen, a VAE with latent arithmetic (perturbation responses).
 - ``landmark.py``: LandmarkGAN (landmark -> target genes) and the MLP regression baseline.
