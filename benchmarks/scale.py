@@ -3,11 +3,14 @@ scvi-tools' SCVI with the same architecture.
 
 Each run is a fresh subprocess (so that its peak resident memory is its own): it draws the
 synthetic counts as a CSR matrix, trains, and prints one JSON line. Measured per run: seconds
-of the steady epoch (the last one: the first also traces the step), cells per second, peak
+of the last epoch (below 100k cells two epochs are run and the second, without the tracing of
+the step, is kept; from 100k on one epoch, tracing included), cells per second, peak
 resident memory (``ru_maxrss``) and the size of the CSR matrix; the parent records the 1-minute
 load average before and after each run (the machine is shared). SCVI runs alternate with ours
-at the sizes given by ``--scvi-sizes``. Goals (issue 20): time per cell at 1M within 1.3x of
-that at 10k; peak memory under 3x the CSR size plus 1 GB; at least 2x scvi-tools' cells/s.
+at the sizes given by ``--scvi-sizes`` (above the smallest, one epoch of ``--scvi-steps``
+batches when given: SCVI ran at about 45-165 cells/s here). Goals (issue 20): time per cell
+at 1M within 1.3x of that at 10k; peak memory under 3x the CSR size plus 1 GB; at least 2x
+scvi-tools' cells/s.
 
 The counts: each cell has Binomial(2000, density) non-zero genes at uniform positions, each
 1 + Poisson(gene mean) with log-normal gene means; canonical CSR, float32 values, int32 columns.
@@ -15,6 +18,8 @@ The counts: each cell has Binomial(2000, density) non-zero genes at uniform posi
     nice -n 10 python benchmarks/scale.py                  # results/scale.json
     nice -n 10 python benchmarks/scale.py --memory-check   # 400k x 2,000 at 2%: one short epoch
     python benchmarks/scale.py --quick   # 2k and 5k cells: results/scale.quick.json
+    # What results/scale.json holds: the 10k rows of a first run, then
+    nice -n 10 python benchmarks/scale.py --append --repeats 0 --scvi-sizes 100000 --scvi-steps 60
 
 SCVI runs with ``--scvi-python`` (default: /tmp/scvi-venv/bin/python, a venv with CPU torch and
 scvi-tools; they are not dependencies of the course); without it those rows are skipped.
@@ -216,6 +221,11 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=2,
                         help="alternating runs of each model at the smallest size")
     parser.add_argument("--scvi-python", default=DEFAULT_SCVI_PYTHON)
+    parser.add_argument("--scvi-steps", type=int, default=None,
+                        help="one epoch of this many batches for SCVI above the smallest size "
+                        "(time per cell is what is compared)")
+    parser.add_argument("--append", action="store_true",
+                        help="add the rows to those of results/scale.json")
     parser.add_argument("--memory-check", action="store_true")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
@@ -240,6 +250,9 @@ def main(argv=None) -> int:
     report = {"machine": machine(), "density": args.density, "n_genes": N_GENES,
               "architecture": {"hidden": HIDDEN_UNITS, "latent": LATENT_DIM,
                                "batch_size": BATCH_SIZE, "likelihood": "nb"}, "rows": []}
+    previous = Path(__file__).parent / "results" / "scale.json"
+    if args.append and previous.exists():
+        report["rows"] = json.loads(previous.read_text())["rows"]
     plan = []
     for n in sorted(args.sizes):
         repeats = args.repeats if n == min(args.sizes) else 1
@@ -247,13 +260,15 @@ def main(argv=None) -> int:
         # 100k and more, where tracing is a small share.
         epochs = 2 if n < 100_000 else 1
         for _ in range(repeats):
-            plan.append(("course", n, epochs))
+            plan.append(("course", n, epochs, None))
             if scvi_python and n in args.scvi_sizes:
-                plan.append(("scvi", n, epochs))
-    for model, n, epochs in plan:
+                short = args.scvi_steps if n > min(args.sizes) else None
+                plan.append(("scvi", n, 1 if short else epochs, short))
+    for model, n, epochs, steps in plan:
         python = sys.executable if model == "course" else scvi_python
-        report["rows"].append(run_one(python, model, n, args.density, epochs))
-        report["goals"] = goals(report["rows"], sorted({r["cells"] for r in report["rows"]}),
+        report["rows"].append(run_one(python, model, n, args.density, epochs, steps))
+        report["goals"] = goals(report["rows"], sorted({r["cells"] for r in report["rows"]
+                                                        if r["model"] == "course"}),
                                 args.scvi_sizes)
         path = write_results(report, "scale", args.quick)  # After every run: partial results.
     print(json.dumps(report["goals"], indent=2))
