@@ -22,6 +22,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from processes import alive, descendants
 from test_grading import SOLUTION, by_name, demo_checks, sandbox_reason, with_cell  # noqa: F401
 
 from course.grading import execution, workers
@@ -189,23 +190,6 @@ def test_an_error_of_the_grader_keeps_the_verdicts_taken_before_it(tmp_path, mon
 GRADE = "import sys\nfrom course.cli import main\nsys.exit(main(sys.argv[1:]))"
 
 
-def descendants(pid: int) -> set[int]:
-    """The processes below ``pid`` now."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
-
-
 def running_with(text: str) -> list[int]:
     """The live processes whose command line holds ``text``."""
     found = []
@@ -216,14 +200,6 @@ def running_with(text: str) -> list[int]:
         except OSError:
             continue
     return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
 
 
 @pytest.mark.slow

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from processes import alive, descendants
 
 from course.grading.sandbox import unavailable_reason  # noqa: F401 - the skipif's condition
 
@@ -308,32 +309,8 @@ while True:
 """
 
 
-def _descendants(root: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = entry.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry.parent.name))
-    found, stack = set(), [root]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            found.add(child)
-            stack.append(child)
-    return found
-
-
 def _alive(pids: set[int]) -> set[int]:
-    alive = set()
-    for pid in pids:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if state != "Z":
-            alive.add(pid)
-    return alive
+    return {pid for pid in pids if alive(pid)}
 
 
 def _daemons(pids: set[int]) -> int:
@@ -379,10 +356,10 @@ def test_a_stopped_grader_leaves_no_process_and_no_scratch_behind(tmp_path):
     try:
         deadline = time.monotonic() + 120
         for stop, grader in graders.items():
-            while _daemons(_descendants(grader.pid)) < stops[stop]:
+            while _daemons(descendants(grader.pid)) < stops[stop]:
                 assert grader.poll() is None and time.monotonic() < deadline, "no kernel busy"
                 time.sleep(0.2)
-        started = set().union(*(_descendants(grader.pid) for grader in graders.values()))
+        started = set().union(*(descendants(grader.pid) for grader in graders.values()))
         for stop, grader in graders.items():
             grader.send_signal(stop)
         for grader in graders.values():

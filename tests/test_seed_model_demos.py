@@ -8,8 +8,9 @@ import json
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from course import demos
+from course import demos, distribute
 
 FIGURES = {
     "vega-pbmc": ("history.png", "module_activity.png", "knn_accuracy.png"),
@@ -22,8 +23,11 @@ FIGURES = {
 def runs(tmp_path_factory):
     """Each demo once, one epoch, in this process (about 60 s of CPU; 3.5 min wall at load ~10)."""
     root = tmp_path_factory.mktemp("seed-model-demos")
-    return {name: (demos.run(name, out=root / name, epochs=1, source="bundled"), root / name)
-            for name in FIGURES}
+    with pytest.MonkeyPatch.context() as patch:  # the session may already hold a MirroredStrategy
+        patch.setattr(distribute, "get_strategy", lambda *args, **kwargs: tf.distribute
+                      .get_strategy())
+        return {name: (demos.run(name, out=root / name, epochs=1, source="bundled"), root / name)
+                for name in FIGURES}
 
 
 @pytest.mark.slow

@@ -2,10 +2,10 @@
 
 Every kernel gets the same CPU weight, so a neighbour's 16 busy processes take one kernel's
 share of the CPU, not the machine (all kernels together weigh as much as one busy process per
-core against the machine's other processes); a memory limit that counts what the kernel puts in tmpfs and
-shared memory (``/tmp``, ``/dev/shm``, its scratch folder), so it cannot push a neighbour into
-the OOM killer; and a limit on its processes and threads. ``KernelCgroup.remove`` kills what is
-left in the group and removes it.
+core against the machine's other processes); a memory limit that counts what the kernel puts
+in tmpfs and shared memory (``/tmp``, ``/dev/shm``, its scratch folder), so it cannot push a
+neighbour into the OOM killer; and a limit on its processes and threads.
+``KernelCgroup.remove`` kills what is left in the group and removes it.
 
 Groups live at ``<hierarchy>/course-grade/<name>``: with cgroup v2 (``/sys/fs/cgroup`` is
 cgroup2) in the one hierarchy (``cpu.weight``, ``memory.max``, ``memory.swap.max``,

@@ -166,6 +166,10 @@ def _grade(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"course grade: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM or SIGHUP: kernels and scratch already gone
+        print(f"course grade: stopped; the reports finished so far are in {args.out} "
+              "(grading again regrades every submission)", file=sys.stderr)
+        return 130
     print(f"Reports and grades.csv written to {args.out}")
     return 0
 

@@ -310,6 +310,7 @@ def build_report(
             f"NOT SANDBOXED ({settings.unsandboxed_reason}): the kernel could read "
             "the solutions and write outside its folder"
         )
+    warnings.extend(settings.warnings)  # what this run's machine could not give (cgroups, ...)
     return {
         "schema": SCHEMA,
         "submission": display_path(path),

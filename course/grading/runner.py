@@ -111,7 +111,8 @@ def grade(
         owners = {}
     report_files.make_folder(out_dir)
     solutions_dir = solutions_dir_for(solutions)
-    settings = make_settings(sandbox, smoke, memory_gb, out_dir, submissions, solutions_dir)
+    settings = make_settings(sandbox, smoke, memory_gb, out_dir, submissions, solutions_dir,
+                             Path(cache_dir) if cache_dir else None)
     ceilings = Limits(cell=cell_timeout, total=total_timeout, check=check_timeout)
     labs = {lab if lab is not None else lab_from_name(path.name) for path in paths} - {None}
     limits = {

@@ -106,6 +106,7 @@ ANSWERS: dict[int, tuple[Answer, ...]] = {
                (f"{_GAN}.train_step", f"{_GAN}.test_step", f"{_ADVERSARIAL}.generate")),
     ),
     7: (
+        Answer("course.models.dgd:mixture_log_density", "7.2"),  # probes bring their own
         Answer("course.models.dgd:DGD.log_prior", "7.2"),  # the mixture prior of a fake self
         Answer("course.models.dgd:DGD.train_step", "7.3"),  # the MAP step
         Answer("course.models.dgd:DGD.infer", "7.4"),  # Adam on new representations only
@@ -113,20 +114,13 @@ ANSWERS: dict[int, tuple[Answer, ...]] = {
 }
 
 # Objects that answer an exercise but stay available while its lab is graded, and why.
-UNGUARDED: dict[str, str] = {
-    "course.models.dgd:mixture_log_density": (
-        "7.2: the probes of 7.3 and 7.4 put it into the notebook as the student's "
-        "gmm_log_density (so that a mistake in 7.2 does not cost them), where the notebook's "
-        "own LabDGD calls it; flagged when an exercise names it"
-    ),
-}
+UNGUARDED: dict[str, str] = {}
 
 # Objects whose source a student might copy into an exercise without the object answering it
 # in one call (they draw a picture, or need more around them): compared by the flags only.
 COPY_SOURCES: dict[int, tuple[Answer, ...]] = {
     2: (Answer("course.plots:manifold_grid", "2.4"),),
     4: (Answer("course.plots:class_grid", "4.5"),),
-    7: (Answer("course.models.dgd:mixture_log_density", "7.2"),),
 }
 
 

@@ -2,8 +2,8 @@
 
 Kernel side: no reference answers here; the verdicts are in ``course.grading.checks.lab07``.
 The probes of 7.3 and 7.4 build the student's ``LabDGD`` with Keras' own ``Embedding`` as the
-representation table and the toolkit's mixture density, so that a mistake in 7.1 or 7.2 does
-not cost 7.3 or 7.4 again.
+representation table and the grader's mixture density (its source comes with their inputs), so
+that a mistake in 7.1 or 7.2 does not cost 7.3 or 7.4 again.
 """
 
 from __future__ import annotations
@@ -74,15 +74,15 @@ class _Table:
 
 
 @contextlib.contextmanager
-def _toolkit_pieces(ns):
-    """While the model is built and used: Keras' Embedding as the table and the toolkit's
+def _toolkit_pieces(ns, inputs):
+    """While the model is built and used: Keras' Embedding as the table and the grader's
     mixture density in the notebook's globals (restored afterwards)."""
-    from course.models.dgd import mixture_log_density
-
     namespace = getattr(ns["LabDGD"].__init__, "__globals__", None)
     if namespace is None:
         raise CheckFailed("LabDGD must be the class defined in the notebook")
-    values = {"Representations": _Table, "gmm_log_density": mixture_log_density}
+    density: dict = {}
+    exec(compile(str(inputs["density_source"]), "<grader>", "exec"), density)  # noqa: S102
+    values = {"Representations": _Table, "gmm_log_density": density["gmm_log_density"]}
     missing = object()
     previous = {name: namespace.get(name, missing) for name in values}
     namespace.update(values)
@@ -119,7 +119,7 @@ def _state(model, decoder) -> dict:
 
 def map_train_step(ns, inputs):
     """One step of the student's train_step: SGD for the network, SGD for the table."""
-    with _toolkit_pieces(ns):
+    with _toolkit_pieces(ns, inputs):
         return _one_step(ns, inputs)
 
 
@@ -151,7 +151,7 @@ def _one_step(ns, inputs) -> dict:
 
 def infer_representations(ns, inputs):
     """The student's inference for new cells with a grader-built model; the model afterwards."""
-    with _toolkit_pieces(ns):
+    with _toolkit_pieces(ns, inputs):
         model, decoder = lab_dgd(ns, inputs)
         z = ns["infer_representations"](model, inputs["counts"], inputs["initial_z"].copy(),
                                         int(inputs["steps"]), float(inputs["learning_rate"]))
