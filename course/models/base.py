@@ -283,29 +283,26 @@ def dense_rows(matrix, start: int = 0, stop: int | None = None) -> np.ndarray:
 def _row_gatherer(matrix):
     """A function of a batch of row indices that returns those rows as a dense tensor.
 
-    A sparse matrix is kept in CSR form (values, column indices and row pointers: memory that
-    grows with the non-zeros); a batch gathers its rows' non-zeros and scatters them into a
-    (batch, columns) tensor, the only dense copy.
+    The rows are gathered by numpy (by scipy for a sparse matrix: the batch's CSR rows, made
+    dense, the only dense copy), so the pipeline reads the caller's matrix in place. A
+    TensorFlow constant of it would hold about two more copies of the matrix, and a third,
+    briefly, when the pipeline's graph is rewritten as an iterator is made.
     """
-    if not scipy.sparse.issparse(matrix):
-        array = np.asarray(matrix)
+    if scipy.sparse.issparse(matrix):
+        matrix = scipy.sparse.csr_matrix(matrix, dtype=np.float32)  # A copy only if needed.
+    else:
+        matrix = np.asarray(matrix)
         # Float64 becomes float32, as Keras does for arrays.
-        array = tf.constant(array.astype(np.float32) if array.dtype == np.float64 else array)
-        return lambda rows: tf.gather(array, rows)
-    matrix = scipy.sparse.csr_matrix(matrix)
-    values = tf.constant(matrix.data.astype(np.float32, copy=False))
-    columns = tf.constant(matrix.indices.astype(np.int32, copy=False))
-    pointers = tf.constant(matrix.indptr.astype(np.int64, copy=False))
-    n_columns = int(matrix.shape[1])
+        matrix = matrix.astype(np.float32) if matrix.dtype == np.float64 else matrix
+
+    def rows_of(rows):
+        batch = matrix[rows]
+        # toarray() sums the duplicate entries of a non-canonical CSR matrix.
+        return batch.toarray() if scipy.sparse.issparse(batch) else batch
 
     def gather(rows):
-        positions = tf.ragged.range(tf.gather(pointers, rows), tf.gather(pointers, rows + 1))
-        found = positions.flat_values
-        found_columns = tf.cast(tf.gather(columns, found), tf.int64)
-        coordinates = tf.stack([positions.value_rowids(), found_columns], axis=1)
-        shape = tf.stack([tf.shape(rows, out_type=tf.int64)[0], n_columns])
-        # Duplicate entries of a non-canonical CSR matrix are summed, as scipy would.
-        return tf.scatter_nd(coordinates, tf.gather(values, found), shape)
+        batch = tf.numpy_function(rows_of, [rows], tf.as_dtype(matrix.dtype), stateful=False)
+        return tf.ensure_shape(batch, (None, *matrix.shape[1:]))
 
     return gather
 
