@@ -18,6 +18,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import types
 from pathlib import Path
 
 import jupytext
@@ -324,3 +325,41 @@ def test_an_exercise_answered_by_the_package_gets_no_points_and_says_why(lazy_re
                          entry["message"]), (entry["id"], entry["message"])
     flagged = {flag.split(":")[0] for flag in report["flags"]}
     assert {key for key in LAZY if key.startswith(f"{lab}.")} <= flagged, report["flags"]
+
+
+# --- what the probes bring into the kernel (fast) ---------------------------------------------
+
+
+def test_after_a_probe_that_stands_in_for_an_exercise_that_exercise_is_judged_no_more(monkeypatch):
+    """The probes of 7.3 and 7.4 put a working representation table and mixture density into
+    the notebook (so that a mistake in 7.1 or 7.2 costs nothing twice). A notebook could keep
+    them and answer 7.1 and 7.2 with them when those are judged again after the last cell, or
+    when their check cells come after 7.3's: once such a probe has started, 7.1 and 7.2 keep
+    the verdict they had, and get a fail that says why if they had none."""
+    import nbformat
+
+    from course.grading import execution
+    from course.grading.limits import Limits
+    from course.grading.plan import make_plan
+    from course.grading.registry import CheckResult, get_exercise
+
+    assert get_exercise("7.3").stands_in_for == ("7.1", "7.2")
+    assert get_exercise("7.4").stands_in_for == ("7.1", "7.2")
+    plan = make_plan(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")]), [])
+    outcome = execution.Outcome()
+    monkeypatch.setattr(execution, "save_arrays", lambda *args: None)
+    monkeypatch.setattr(execution.os, "chmod", lambda *args: None)
+    monkeypatch.setattr(execution, "_run_timed", lambda *args: None)  # the kernel is lost
+    session = types.SimpleNamespace(scratch=types.SimpleNamespace(
+        inputs=Path("/nonexistent"), work=Path("/nonexistent")))
+    limits = Limits(cell=10, total=100, check=10)
+    outcome.results["7.1"] = CheckResult("7.1", "", 0, 2, False, "the student's own hint")
+    assert not execution._probe(session, get_exercise("7.3"), 1e12, limits, outcome, plan)
+    assert outcome.stood_in == {"7.1": "7.3", "7.2": "7.3"}
+    for exercise in ("7.1", "7.2"):  # no kernel is needed: nothing runs
+        assert execution._probe(None, get_exercise(exercise), 1e12, limits, outcome, plan)
+    assert outcome.results["7.1"].message == "the student's own hint"  # it stands
+    second = outcome.results["7.2"]
+    assert (second.passed, second.points) == (False, 0)
+    assert "judged after exercise 7.3, whose check gives the kernel a working 7.2" in (
+        second.message)

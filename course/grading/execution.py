@@ -5,7 +5,8 @@ The kernel is an untrusted function server. Right after the cell that needs it (
 kernel to run the exercise's PROBE on them (``course.grading.probes.serve``), exchanging
 ``.npz`` files; the VERDICT then runs here, in the grader (``course.grading.verdicts``). A
 verdict, once taken, is kept: a kernel that dies, hangs or exits later costs only the exercises
-not graded yet. Exercises that failed are probed once more after the last cell.
+not graded yet. Exercises that failed are probed once more after the last cell, unless a later
+probe has put a working answer to them into the kernel (``Exercise.stands_in_for``).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class Outcome:
     probe_times: dict[str, float] = field(default_factory=dict)
     timed_out: set[str] = field(default_factory=set)
     hanging: dict[str, str] = field(default_factory=dict)  # function or class -> exercise id
+    stood_in: dict[str, str] = field(default_factory=dict)  # exercise id -> the probe's exercise
     untouched: bool = False  # every exercise's stub is still in the notebook
 
     def fail(self, status: str, message: str) -> None:
@@ -196,6 +198,14 @@ def _probe(
         no_probe = CheckFailed("cannot be graded outside the kernel: its check has no probe")
         keep(outcome, failed(entry, no_probe))
         return True
+    if entry.id in outcome.stood_in:  # the kernel has held a working answer: judge no more
+        later = outcome.stood_in[entry.id]
+        if entry.id not in outcome.results:  # a verdict taken before stands, with its hint
+            keep(outcome, failed(entry, CheckFailed(
+                f"judged after exercise {later}, whose check gives the kernel a working "
+                f"{entry.id}: keep exercise {entry.id} and its check cell before exercise "
+                f"{later}")))
+        return True
     label = f"the probe of exercise {entry.id}"
     ceiling = limits.for_probe(entry.id)
     own = plan.names.get(entry.id, set())
@@ -212,6 +222,8 @@ def _probe(
         "__import__('course.grading.probes', fromlist=['serve']).serve("
         f"{module!r}, {function!r}, {str(inputs_path)!r}, {str(outputs_path)!r})"
     )
+    for earlier in entry.stands_in_for:
+        outcome.stood_in.setdefault(earlier, entry.id)
     try:
         run = _run_timed(session, nbformat.v4.new_code_cell(source), label, ceiling, deadline,
                          limits, outcome)

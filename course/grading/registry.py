@@ -86,6 +86,7 @@ class Exercise:
     check: Callable[..., None]
     probe: Callable[[Mapping[str, Any], Arrays], Mapping[str, Any]] | None = None
     inputs: Callable[[np.random.Generator], Mapping[str, Any]] | None = None
+    stands_in_for: tuple[str, ...] = ()
 
     @property
     def lab(self) -> int:
@@ -133,6 +134,7 @@ def exercise(
     title: str = "",
     probe: Callable | None = None,
     inputs: Callable | None = None,
+    stands_in_for: tuple[str, ...] = (),
 ) -> Callable:
     """Register the decorated verdict as the check of exercise ``exercise_id``.
 
@@ -144,6 +146,10 @@ def exercise(
         probe: ``probe(ns, inputs) -> dict of arrays``, a module-level function of a
             ``course.grading.probes`` module (the kernel imports it by name).
         inputs: ``inputs(rng) -> dict of arrays``; without it the probe gets ``{}``.
+        stands_in_for: the earlier exercises whose answer the probe puts into the kernel (a
+            stand-in for the student's own, so that a mistake there costs nothing twice). Once
+            the probe has run, the grader judges those exercises no more: a verdict taken
+            before stands, and none taken yet is a fail that says why.
     """
     lab_of(exercise_id)
     if points < 0:
@@ -162,6 +168,7 @@ def exercise(
             check=check,
             probe=probe,
             inputs=inputs,
+            stands_in_for=tuple(stands_in_for),
         )
         previous = _REGISTRY.get(exercise_id)
         if previous is not None and _qualified_name(previous.check) != _qualified_name(check):

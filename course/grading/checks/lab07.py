@@ -287,7 +287,7 @@ def _expect_logs(inputs, outputs, terms) -> None:
 
 
 @exercise("7.3", points=4, title="The MAP training step", probe=probes.map_train_step,
-          inputs=map_step_inputs)
+          inputs=map_step_inputs, stands_in_for=("7.1", "7.2"))
 def map_train_step_verdict(inputs, outputs):
     expect_keys(outputs, ["table", *NETWORK])
     terms, after = _reference_step(inputs)
@@ -358,7 +358,8 @@ def _mean_loss(inputs, z) -> float:
 
 
 @exercise("7.4", points=3, title="Representations for new cells",
-          probe=probes.infer_representations, inputs=inference_inputs)
+          probe=probes.infer_representations, inputs=inference_inputs,
+          stands_in_for=("7.1", "7.2"))
 def infer_representations_verdict(inputs, outputs):
     expect_keys(outputs, ["z", *NETWORK])
     initial = np.float64(inputs["initial_z"])
