@@ -83,7 +83,8 @@ def add_grade_parser(subparsers) -> None:
         "--memory-gb",
         type=float,
         default=8,
-        help="address-space limit of each kernel in GiB (default 8; 0: no limit)",
+        help="memory limit of each kernel in GiB, tmpfs and shared memory included (its "
+        "cgroup; an address-space limit where cgroups are unavailable; default 8; 0: no limit)",
     )
     sandbox = parser.add_mutually_exclusive_group()
     sandbox.add_argument(
