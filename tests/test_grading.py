@@ -975,3 +975,20 @@ def test_calibrated_limits_follow_the_most_alike_solution_cell():
     assert limits.for_probe("2.1") == 13.0 and limits.for_probe("9.9") == limits.check
     assert Limits(cell=50).for_cell("anything") == 50
     assert Calibration.from_json(calibration.to_json()) == calibration
+
+
+def test_a_report_carries_the_runs_warnings_and_says_when_it_was_not_sandboxed(tmp_path):
+    """What the machine could not give this run (no cgroups, no setpriv) is in every report, as
+    is a missing sandbox, so a grade read later says under what it was taken."""
+    from course.grading.execution import Outcome
+    from course.grading.registry import get_exercise
+    from course.grading.reports import build_report, validate
+    from course.grading.settings import Settings
+
+    no_cgroups = "no cgroup per kernel (test): CPU is shared by weight of process"
+    settings = Settings(sandbox=False, unsandboxed_reason="--no-sandbox was given",
+                        warnings=(no_cgroups,))
+    report = validate(build_report(tmp_path / "x_99.py", 99, [get_exercise("99.1")], Outcome(),
+                                   1.0, settings))
+    assert report["warnings"][0].startswith("NOT SANDBOXED (--no-sandbox was given)")
+    assert report["warnings"][1:] == [no_cgroups]

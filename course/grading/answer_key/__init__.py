@@ -16,9 +16,9 @@ Each entry is an :class:`Answer`:
   train), and raises for anything else: a cell, a borrowed method, a function of the student's.
   E.g. ``distribute.scale_loss`` while lab 6 is graded runs for ``GAN.train_step`` only.
 
-An object that the lab's own cells or probes need but that cannot be guarded is left out and
-listed in ``UNGUARDED`` with the reason; the flags still name it when an exercise refers to it.
-Self-study (``check("2.1")`` in a student's own notebook) never sees any of this.
+A probe that needs such an object brings its own copy (lab 7's probes get the grader's
+mixture density as source with their inputs). Self-study (``check("2.1")`` in a student's own
+notebook) never sees any of this.
 """
 
 from __future__ import annotations
@@ -112,9 +112,6 @@ ANSWERS: dict[int, tuple[Answer, ...]] = {
         Answer("course.models.dgd:DGD.infer", "7.4"),  # Adam on new representations only
     ),
 }
-
-# Objects that answer an exercise but stay available while its lab is graded, and why.
-UNGUARDED: dict[str, str] = {}
 
 # Objects whose source a student might copy into an exercise without the object answering it
 # in one call (they draw a picture, or need more around them): compared by the flags only.

@@ -28,7 +28,7 @@ import tokenize
 from functools import cache
 from pathlib import Path
 
-from course.grading.answer_key import ANSWERS, COPY_SOURCES, UNGUARDED, Answer
+from course.grading.answer_key import ANSWERS, COPY_SOURCES, Answer
 from course.grading.answer_key.copies import functions
 
 MIN_TOKENS = 40
@@ -122,9 +122,7 @@ def _body_tokens(target: str) -> tuple[str, ...]:
 def _objects(lab: int | None) -> list[Answer]:
     if lab is None:
         return []
-    unguarded = [Answer(target, reason.split(":")[0]) for target, reason in UNGUARDED.items()
-                 if reason.split(":")[0].split(".")[0] == str(lab)]
-    objects = [*ANSWERS.get(lab, ()), *COPY_SOURCES.get(lab, ()), *unguarded]
+    objects = [*ANSWERS.get(lab, ()), *COPY_SOURCES.get(lab, ())]
     return list({(entry.target, entry.exercise): entry for entry in objects}.values())
 
 

@@ -159,29 +159,25 @@ def gmm_log_density_verdict(inputs, outputs):
 # --- 7.3 and 7.4: a small DGD -----------------------------------------------------------------
 
 
-# The mixture density the probes of 7.3 and 7.4 give the student's LabDGD (so that a mistake in
-# 7.2 does not cost them), sent as source with their inputs: while lab 7 is graded the package's
-# own mixture_log_density is a stub (it answers 7.2), and nothing the kernel can import before
-# 7.2 is judged holds a working copy.
-DENSITY_SOURCE = """
-def gmm_log_density(z, means, log_variances, weight_logits):
-    import math
+def density_source() -> str:
+    """The package's ``mixture_log_density`` as source, with the imports it needs: what the
+    probes of 7.3 and 7.4 give the student's LabDGD (so that a mistake in 7.2 does not cost
+    them). It travels with their inputs because while lab 7 is graded the kernel's copy of the
+    package has a stub in its place (it answers 7.2): nothing the kernel can import before 7.2
+    is judged holds a working one."""
+    import inspect
 
-    import tensorflow as tf
+    from course.models import dgd
 
-    z, means, log_variances, weight_logits = (
-        tf.cast(t, tf.float32) for t in (z, means, log_variances, weight_logits))
-    log_normal = -0.5 * (math.log(2 * math.pi) + log_variances
-                         + tf.square(z[:, None, :] - means) / tf.exp(log_variances))
-    return tf.reduce_logsumexp(tf.reduce_sum(log_normal, -1)
-                               + tf.nn.log_softmax(weight_logits), -1)
-"""
+    imports = ("import tensorflow as tf\nimport tensorflow_probability as tfp\n"
+               "tfd = tfp.distributions\n")
+    return imports + inspect.getsource(dgd.mixture_log_density)
 
 
 def dgd_inputs(rng, n_cells: int, n_genes: int, latent_dim: int, n_components: int) -> dict:
     """Random decoder weights, representation table, mixture and dispersions, and the mixture
     density's source."""
-    inputs = {"density_source": np.array(DENSITY_SOURCE)}
+    inputs = {"density_source": np.array(density_source())}
     for index, (fan_in, fan_out) in enumerate([(latent_dim, HIDDEN_UNITS),
                                                (HIDDEN_UNITS, n_genes)]):
         inputs[f"decoder_{2 * index}"] = (rng.normal(size=(fan_in, fan_out))

@@ -82,7 +82,7 @@ def _toolkit_pieces(ns, inputs):
         raise CheckFailed("LabDGD must be the class defined in the notebook")
     density: dict = {}
     exec(compile(str(inputs["density_source"]), "<grader>", "exec"), density)  # noqa: S102
-    values = {"Representations": _Table, "gmm_log_density": density["gmm_log_density"]}
+    values = {"Representations": _Table, "gmm_log_density": density["mixture_log_density"]}
     missing = object()
     previous = {name: namespace.get(name, missing) for name in values}
     namespace.update(values)
